@@ -1,0 +1,1 @@
+"""What runs on the user side: browser pages (templates, static) and the headless aiortc client."""

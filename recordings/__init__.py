@@ -1,0 +1,1 @@
+"""Server-side recording of calls (to come: see the recording issue)."""

@@ -1,0 +1,1 @@
+"""The aiohttp signaling server: thin glue around signaling/."""

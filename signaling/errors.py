@@ -1,0 +1,29 @@
+"""Error codes shared by the core, the server and the protocol document."""
+
+from __future__ import annotations
+
+
+class SignalingError(Exception):
+    """An error with a stable machine-readable code and a human message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+# codes (documented in docs/protocol.md)
+INVALID_PAYLOAD = "invalid_payload"
+UNKNOWN_EVENT = "unknown_event"
+UNAUTHORIZED = "unauthorized"
+UNKNOWN_FIELD = "unknown_field"
+UNSUPPORTED_LANGUAGE = "unsupported_language"
+NO_SUCH_CALL = "no_such_call"
+NOT_PARTICIPANT = "not_participant"
+WRONG_STATE = "wrong_state"
+ALREADY_IN_CALL = "already_in_call"
+FIELD_NOT_SERVED = "field_not_served"
+INTERNAL = "internal_error"

@@ -1,0 +1,78 @@
+"""Schemas of every message a kiosk or clerk sends, validated with msgspec.
+
+``parse(Type, payload)`` returns a typed struct or raises a
+:class:`~signaling.errors.SignalingError` with code ``invalid_payload`` and a
+message naming the offending field. Unknown fields are refused, so a typo is
+reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from signaling import errors
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class RequestCall(_Message):
+    field: Short
+    language: Short
+
+
+class CallRef(_Message):
+    call_id: Id
+
+
+class SessionDescription(_Message):
+    type: Literal["offer", "answer"]
+    sdp: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
+
+
+class IceCandidate(_Message):
+    candidate: Annotated[str, msgspec.Meta(max_length=2_000)]  # "" marks the end of candidates
+    sdpMid: Annotated[str, msgspec.Meta(max_length=64)] | None = None  # noqa: N815 (browser's name)
+    sdpMLineIndex: Annotated[int, msgspec.Meta(ge=0, le=255)] | None = None  # noqa: N815
+    usernameFragment: Annotated[str, msgspec.Meta(max_length=256)] | None = None  # noqa: N815
+
+
+class Signal(_Message):
+    call_id: Id
+    description: SessionDescription | None = None
+    candidate: IceCandidate | None = None
+
+    def __post_init__(self) -> None:
+        if (self.description is None) == (self.candidate is None):
+            raise ValueError("a signal carries exactly one of `description` or `candidate`")
+
+
+class SetStatus(_Message):
+    status: Literal["available", "away"]
+
+
+T = TypeVar("T", bound=_Message)
+
+
+def parse(kind: type[T], payload: Any) -> T:
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise errors.SignalingError(
+            errors.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}"
+        )
+    try:
+        return msgspec.convert(payload, kind)
+    except msgspec.ValidationError as exc:
+        raise errors.SignalingError(errors.INVALID_PAYLOAD, str(exc)) from None
+
+
+def to_builtins(msg: msgspec.Struct) -> Any:
+    """A struct as plain JSON-ready values, leaving out unset optional fields."""
+    return msgspec.to_builtins(msg, omit_defaults=True)

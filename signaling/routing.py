@@ -1,0 +1,589 @@
+"""The routing engine: matches waiting calls with available clerks.
+
+Pure and synchronous: every public method takes the current time, updates the
+engine's state and returns the decisions (:mod:`signaling.decisions`) the
+server must carry out. It never sleeps, never emits and reads no clock; the
+caller asks :meth:`RoutingEngine.next_deadline` when to call :meth:`tick`.
+
+Eligibility of a clerk for a call at stage ``k`` (see ``config/routing.toml``):
+the clerk serves the call's field, and
+
+* covers an ancestor-or-self of the kiosk's region (stage 0, "jurisdiction"),
+  or has a covered region inside the kiosk's ancestor at stage ``k``'s level;
+* speaks the call's language, unless stage ``k`` relaxes that.
+
+Indices keep every decision logarithmic in the number of waiting calls and
+available clerks: idle clerks are filed under (field, covered node, language)
+and (field, each ancestor of a covered node, language), ordered by how long
+they have been idle; waiting calls under (field, each ancestor of their
+region, language) and (field, their ancestor at the stage's level, language),
+ordered by priority then arrival.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from signaling import errors
+from signaling.calls import Call, CallState
+from signaling.decisions import (
+    CallEnded,
+    ClerkStatus,
+    ClerkStatusChanged,
+    Decision,
+    EndReason,
+    Matched,
+    Queued,
+    QueueChanged,
+    Ring,
+    RingEnded,
+    RingEndReason,
+    StageWidened,
+)
+from signaling.regions import RegionTree
+
+ANY_LANGUAGE = "*"
+HANDLE_TIME_WEIGHT = 0.2  # weight of the newest call in the moving average
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    after_s: float
+    level: int | None = None  # depth of the ancestor whose subtree is admitted
+    require_language: bool = True
+
+
+def validate_stages(stages: Sequence[Stage]) -> tuple[Stage, ...]:
+    """Check that stages only ever widen; return them as a tuple."""
+    if not stages:
+        raise ValueError("at least one routing stage is needed")
+    if stages[0].after_s != 0:
+        raise ValueError(f"the first stage ({stages[0].name}) must start at after_s = 0")
+    for prev, cur in itertools.pairwise(stages):
+        if cur.after_s <= prev.after_s:
+            raise ValueError(f"stage {cur.name!r} must start after stage {prev.name!r}")
+        if prev.level is not None and (cur.level is None or cur.level > prev.level):
+            raise ValueError(f"stage {cur.name!r} must not narrow the region of stage {prev.name!r}")
+        if cur.require_language and not prev.require_language:
+            raise ValueError(f"stage {cur.name!r} requires the language again after {prev.name!r} relaxed it")
+    return tuple(stages)
+
+
+@dataclass(frozen=True)
+class ClerkProfile:
+    id: str
+    fields: frozenset[str]
+    languages: frozenset[str]
+    regions: tuple[str, ...]
+
+
+@dataclass
+class ClerkState:
+    profile: ClerkProfile
+    status: ClerkStatus
+    seq: int
+    idle_since: float = 0.0
+    call_id: str | None = None  # the call ringing or in progress
+
+    @property
+    def idle(self) -> bool:
+        return self.status is ClerkStatus.AVAILABLE and self.call_id is None
+
+
+Item = tuple[Any, ...]  # sort key..., id
+
+
+class _Index:
+    """Buckets of sorted items; an item's last element is its id."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[Hashable, SortedList] = {}
+
+    def add(self, keys: Iterable[Hashable], item: Item) -> None:
+        for key in keys:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = SortedList()
+            bucket.add(item)
+
+    def discard(self, keys: Iterable[Hashable], item: Item) -> None:
+        for key in keys:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.discard(item)
+                if not bucket:
+                    del self._buckets[key]
+
+    def first(self, key: Hashable, skip: Callable[[str], bool] | None = None) -> Item | None:
+        bucket = self._buckets.get(key)
+        if not bucket:
+            return None
+        if skip is None:
+            return bucket[0]  # type: ignore[no-any-return]
+        for item in bucket:
+            if not skip(item[-1]):
+                return item  # type: ignore[no-any-return]
+        return None
+
+
+def eligible(regions: RegionTree, stages: Sequence[Stage], clerk: ClerkProfile, call: Call, stage: int) -> bool:
+    """The plain definition of who may take a call at a stage (no index)."""
+    if call.field not in clerk.fields:
+        return False
+    st = stages[stage]
+    if st.require_language and call.language not in clerk.languages:
+        return False
+    chain = regions.ancestors(call.region)
+    if any(c in chain for c in clerk.regions):
+        return True
+    if st.level is None:
+        return False
+    anchor = regions.ancestor_at(call.region, st.level)
+    return any(anchor in regions.ancestors(c) for c in clerk.regions)
+
+
+@dataclass
+class RoutingEngine:
+    regions: RegionTree
+    stages: tuple[Stage, ...]
+    ring_timeout_s: float = 20.0
+    default_handle_s: float = 300.0
+    calls: dict[str, Call] = field(default_factory=dict)
+    clerks: dict[str, ClerkState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stages = validate_stages(self.stages)
+        self._seq = itertools.count()
+        self._idle = _Index()
+        self._waiting = _Index()
+        self._queues: dict[tuple[str, str], SortedList] = {}
+        self._call_keys: dict[str, list[Hashable]] = {}
+        self._clerk_keys: dict[str, list[Hashable]] = {}
+        self._rings: list[tuple[float, str, str]] = []  # (deadline, call, clerk), lazily pruned
+        self._ring_deadline: dict[str, float] = {}
+        self._widen: list[tuple[float, str, int]] = []  # (when, call, stage), lazily pruned
+        self._handle_s: dict[str, float] = {}
+        self._online: Counter[tuple[str, str, str]] = Counter()
+        self._district_depth = min(2, len(self.regions.levels))
+
+    # ------------------------------------------------------------------ clerks
+
+    def clerk_online(self, profile: ClerkProfile, now: float, available: bool = False) -> list[Decision]:
+        if profile.id in self.clerks:
+            raise errors.SignalingError(errors.WRONG_STATE, f"clerk {profile.id} is already online")
+        for r in profile.regions:
+            self.regions.get(r)
+        clerk = ClerkState(profile=profile, status=ClerkStatus.AWAY, seq=next(self._seq))
+        self.clerks[profile.id] = clerk
+        self._count_online(profile, +1)
+        out: list[Decision] = []
+        if available:
+            self._make_available(clerk, now, out)
+        return out
+
+    def clerk_offline(self, clerk_id: str, now: float) -> list[Decision]:
+        clerk = self._clerk(clerk_id)
+        out: list[Decision] = []
+        call = self.calls.get(clerk.call_id) if clerk.call_id else None
+        self._unidle(clerk)
+        clerk.call_id = None
+        del self.clerks[clerk_id]
+        self._count_online(clerk.profile, -1)
+        if call is not None:
+            if call.state is CallState.RINGING:
+                out.append(RingEnded(call.id, clerk_id, RingEndReason.CLERK_DISCONNECTED))
+                self._requeue(call, now, out, reason="")
+            else:  # connecting or active: the visitor goes back with priority
+                call.priority = max(call.priority, 1)
+                call.accepted_at = None
+                self._requeue(call, now, out, reason=EndReason.CLERK_DISCONNECTED)
+        return out
+
+    def set_available(self, clerk_id: str, now: float) -> list[Decision]:
+        clerk = self._clerk(clerk_id)
+        out: list[Decision] = []
+        if clerk.status is ClerkStatus.AWAY:
+            self._make_available(clerk, now, out)
+        elif clerk.status is not ClerkStatus.AVAILABLE:
+            raise errors.SignalingError(errors.WRONG_STATE, f"clerk is {clerk.status}, not away")
+        return out
+
+    def set_away(self, clerk_id: str, now: float) -> list[Decision]:
+        clerk = self._clerk(clerk_id)
+        out: list[Decision] = []
+        if clerk.status is ClerkStatus.RINGING and clerk.call_id:
+            # going away while rung is a decline that also stops further offers
+            call = self.calls[clerk.call_id]
+            call.declined_by.add(clerk_id)
+            clerk.call_id = None
+            self._set_status(clerk, ClerkStatus.AWAY, out, "")
+            out.append(RingEnded(call.id, clerk_id, RingEndReason.DECLINED))
+            self._requeue(call, now, out, reason="")
+        elif clerk.status is ClerkStatus.AVAILABLE:
+            self._unidle(clerk)
+            self._set_status(clerk, ClerkStatus.AWAY, out, "")
+        elif clerk.status is ClerkStatus.BUSY:
+            raise errors.SignalingError(errors.WRONG_STATE, "finish the call in progress first")
+        return out
+
+    # ------------------------------------------------------------------ calls
+
+    def request_call(
+        self, call_id: str, field: str, language: str, region: str, now: float, priority: int = 0
+    ) -> list[Decision]:
+        if call_id in self.calls:
+            raise errors.SignalingError(errors.WRONG_STATE, f"call {call_id} already exists")
+        self.regions.get(region)
+        call = Call(
+            id=call_id, field=field, language=language, region=region,
+            requested_at=now, seq=next(self._seq), priority=priority,
+        )
+        self.calls[call_id] = call
+        for k, st in enumerate(self.stages[1:], start=1):
+            heapq.heappush(self._widen, (now + st.after_s, call_id, k))
+        out: list[Decision] = []
+        self._enqueue(call, out)
+        self._match_call(call, now, out)
+        if call.state is CallState.QUEUED:
+            out.append(self._queued(call, ""))
+        return out
+
+    def accept(self, clerk_id: str, call_id: str, now: float) -> list[Decision]:
+        call, clerk = self._ringing(clerk_id, call_id)
+        call.transition(CallState.CONNECTING, now)
+        call.accepted_at = now
+        self._ring_deadline.pop(call_id, None)
+        out: list[Decision] = [Matched(call_id, clerk_id)]
+        self._set_status(clerk, ClerkStatus.BUSY, out, "")
+        return out
+
+    def decline(self, clerk_id: str, call_id: str, now: float) -> list[Decision]:
+        call, clerk = self._ringing(clerk_id, call_id)
+        call.declined_by.add(clerk_id)
+        clerk.call_id = None
+        out: list[Decision] = [RingEnded(call_id, clerk_id, RingEndReason.DECLINED)]
+        self._requeue(call, now, out, reason="")
+        self._make_available(clerk, now, out)
+        return out
+
+    def media_connected(self, call_id: str, now: float) -> list[Decision]:
+        call = self._call(call_id)
+        if call.state is CallState.CONNECTING:
+            call.transition(CallState.ACTIVE, now)
+        return []
+
+    def end_call(self, call_id: str, now: float, reason: EndReason, by: str) -> list[Decision]:
+        """End a call in any live state (cancel, hang-up, a side gone)."""
+        call = self._call(call_id)
+        out: list[Decision] = []
+        clerk = self.clerks.get(call.clerk_id) if call.clerk_id else None
+        was = call.state
+        if was is CallState.QUEUED:
+            self._dequeue(call, out)
+        call.transition(CallState.ENDED, now)
+        self._ring_deadline.pop(call_id, None)
+        del self.calls[call_id]
+        if was is CallState.RINGING and clerk is not None:
+            ring_reason = (
+                RingEndReason.VISITOR_DISCONNECTED if reason is EndReason.VISITOR_DISCONNECTED
+                else RingEndReason.CANCELLED
+            )
+            out.append(RingEnded(call_id, clerk.profile.id, ring_reason))
+        if call.accepted_at is not None:
+            old = self._handle_s.get(call.field, self.default_handle_s)
+            took = max(0.0, now - call.accepted_at)
+            self._handle_s[call.field] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * took
+        out.append(CallEnded(call_id, call.clerk_id, reason, by))
+        if clerk is not None:
+            clerk.call_id = None
+            self._make_available(clerk, now, out)
+        return out
+
+    # ------------------------------------------------------------------ time
+
+    def next_deadline(self) -> float | None:
+        self._prune()
+        heads = [h[0][0] for h in (self._rings, self._widen) if h]
+        return min(heads) if heads else None
+
+    def tick(self, now: float) -> list[Decision]:
+        """Carry out ring timeouts and stage widenings due by ``now``, in time order."""
+        out: list[Decision] = []
+        while True:
+            self._prune()
+            ring_at = self._rings[0][0] if self._rings else math.inf
+            widen_at = self._widen[0][0] if self._widen else math.inf
+            if min(ring_at, widen_at) > now:
+                return out
+            if ring_at <= widen_at:
+                _, call_id, clerk_id = heapq.heappop(self._rings)
+                self._ring_timeout(self.calls[call_id], self.clerks[clerk_id], now, out)
+            else:
+                _, call_id, stage = heapq.heappop(self._widen)
+                self._widen_call(self.calls[call_id], stage, now, out)
+
+    # ------------------------------------------------------------------ queries
+
+    def position(self, call_id: str) -> tuple[int, float | None]:
+        """1-based position among waiting calls of the same field and district, and the estimated wait."""
+        call = self._call(call_id)
+        if call.state is not CallState.QUEUED:
+            return 0, 0.0
+        queue = self._queues[self._group(call)]
+        pos = queue.index(call.queue_key + (call.id,)) + 1
+        return pos, self._estimate(call, pos)
+
+    def waiting_in(self, field: str, district: str) -> list[tuple[str, int, float | None]]:
+        """Every waiting call of a queue with its position and estimated wait."""
+        queue = self._queues.get((field, district), [])
+        out = []
+        for pos, item in enumerate(queue, start=1):
+            call = self.calls[item[-1]]
+            out.append((call.id, pos, self._estimate(call, pos)))
+        return out
+
+    def waiting_calls(self) -> list[Call]:
+        return [c for c in self.calls.values() if c.state is CallState.QUEUED]
+
+    def district_of(self, region: str) -> str:
+        return self.regions.ancestor_at(region, self._district_depth)
+
+    def handle_time(self, field: str) -> float:
+        return self._handle_s.get(field, self.default_handle_s)
+
+    # ------------------------------------------------------------------ internals
+
+    def _clerk(self, clerk_id: str) -> ClerkState:
+        try:
+            return self.clerks[clerk_id]
+        except KeyError:
+            raise errors.SignalingError(errors.WRONG_STATE, f"clerk {clerk_id} is not online") from None
+
+    def _call(self, call_id: str) -> Call:
+        try:
+            return self.calls[call_id]
+        except KeyError:
+            raise errors.SignalingError(errors.NO_SUCH_CALL, f"no call {call_id} in progress") from None
+
+    def _ringing(self, clerk_id: str, call_id: str) -> tuple[Call, ClerkState]:
+        call = self._call(call_id)
+        clerk = self._clerk(clerk_id)
+        if call.state is not CallState.RINGING or call.clerk_id != clerk_id:
+            raise errors.SignalingError(errors.WRONG_STATE, f"call {call_id} is not ringing for you")
+        return call, clerk
+
+    def _group(self, call: Call) -> tuple[str, str]:
+        return (call.field, self.district_of(call.region))
+
+    def _estimate(self, call: Call, position: int) -> float | None:
+        chain = self.regions.ancestors(call.region)
+        district = self.district_of(call.region)
+        servers = sum(self._online[(call.field, "cover", a)] for a in chain[: self._district_depth - 1])
+        servers += self._online[(call.field, "inside", district)]
+        if servers == 0:
+            return None
+        return self.handle_time(call.field) * math.ceil(position / servers)
+
+    def _count_online(self, profile: ClerkProfile, delta: int) -> None:
+        seen: set[tuple[str, str, str]] = set()
+        for f in profile.fields:
+            for c in profile.regions:
+                seen.add((f, "cover", c))
+                seen.update((f, "inside", a) for a in self.regions.ancestors(c))
+        for key in seen:
+            self._online[key] += delta
+            if self._online[key] <= 0:
+                del self._online[key]
+
+    def _set_status(self, clerk: ClerkState, status: ClerkStatus, out: list[Decision], reason: str) -> None:
+        if clerk.status is not status:
+            clerk.status = status
+            out.append(ClerkStatusChanged(clerk.profile.id, status, reason))
+
+    def _clerk_item(self, clerk: ClerkState) -> Item:
+        return (clerk.idle_since, clerk.seq, clerk.profile.id)
+
+    def _clerk_index_keys(self, profile: ClerkProfile) -> list[Hashable]:
+        keys: set[Hashable] = set()
+        for f in profile.fields:
+            for lang in (*profile.languages, ANY_LANGUAGE):
+                for c in profile.regions:
+                    keys.add(("cover", f, c, lang))
+                    keys.update(("inside", f, a, lang) for a in self.regions.ancestors(c))
+        return list(keys)
+
+    def _make_available(self, clerk: ClerkState, now: float, out: list[Decision]) -> None:
+        self._set_status(clerk, ClerkStatus.AVAILABLE, out, "")
+        clerk.idle_since = now
+        keys = self._clerk_index_keys(clerk.profile)
+        self._clerk_keys[clerk.profile.id] = keys
+        self._idle.add(keys, self._clerk_item(clerk))
+        self._match_clerk(clerk, now, out)
+
+    def _unidle(self, clerk: ClerkState) -> None:
+        keys = self._clerk_keys.pop(clerk.profile.id, None)
+        if keys is not None:
+            self._idle.discard(keys, self._clerk_item(clerk))
+
+    def _call_item(self, call: Call) -> Item:
+        return call.queue_key + (call.id,)
+
+    def _call_index_keys(self, call: Call) -> list[Hashable]:
+        st = self.stages[call.stage]
+        lang = call.language if st.require_language else ANY_LANGUAGE
+        keys: list[Hashable] = [("reach", call.field, a, lang) for a in self.regions.ancestors(call.region)]
+        if st.level is not None:
+            keys.append(("wide", call.field, self.regions.ancestor_at(call.region, st.level), lang))
+        return keys
+
+    def _enqueue(self, call: Call, out: list[Decision]) -> None:
+        keys = self._call_index_keys(call)
+        self._call_keys[call.id] = keys
+        item = self._call_item(call)
+        self._waiting.add(keys, item)
+        group = self._group(call)
+        queue = self._queues.get(group)
+        if queue is None:
+            queue = self._queues[group] = SortedList()
+        queue.add(item)
+        out.append(QueueChanged(*group))
+
+    def _dequeue(self, call: Call, out: list[Decision]) -> None:
+        keys = self._call_keys.pop(call.id, None)
+        if keys is None:
+            return
+        item = self._call_item(call)
+        self._waiting.discard(keys, item)
+        group = self._group(call)
+        queue = self._queues[group]
+        queue.discard(item)
+        if not queue:
+            del self._queues[group]
+        out.append(QueueChanged(*group))
+
+    def _queued(self, call: Call, reason: str) -> Queued:
+        pos, est = self.position(call.id)
+        return Queued(call.id, pos, est, call.stage, reason)
+
+    def _requeue(self, call: Call, now: float, out: list[Decision], reason: str) -> None:
+        """Put a call back at its place in the queue and look for a clerk."""
+        call.transition(CallState.QUEUED, now)
+        call.clerk_id = None
+        self._ring_deadline.pop(call.id, None)
+        self._enqueue(call, out)
+        self._match_call(call, now, out)
+        if call.state is CallState.QUEUED:
+            out.append(self._queued(call, reason))
+
+    def _best_clerk_for(self, call: Call) -> tuple[ClerkState, int] | None:
+        chain = self.regions.ancestors(call.region)
+        declined = call.declined_by
+        skip = declined.__contains__ if declined else None
+        for ring in range(call.stage + 1):
+            st = self.stages[ring]
+            lang = call.language if st.require_language else ANY_LANGUAGE
+            best: Item | None = None
+            keys: list[Hashable] = [("cover", call.field, a, lang) for a in chain]
+            if st.level is not None:
+                keys.append(("inside", call.field, self.regions.ancestor_at(call.region, st.level), lang))
+            for key in keys:
+                item = self._idle.first(key, skip)
+                if item is not None and (best is None or item < best):
+                    best = item
+            if best is not None:
+                return self.clerks[best[-1]], ring
+        return None
+
+    def _best_call_for(self, clerk: ClerkState) -> Call | None:
+        clerk_id = clerk.profile.id
+        calls = self.calls
+
+        def skip(call_id: str) -> bool:
+            return clerk_id in calls[call_id].declined_by
+
+        best: Item | None = None
+        p = clerk.profile
+        for f in p.fields:
+            for lang in (*p.languages, ANY_LANGUAGE):
+                for c in p.regions:
+                    keys = [("reach", f, c, lang)] + [("wide", f, a, lang) for a in self.regions.ancestors(c)]
+                    for key in keys:
+                        item = self._waiting.first(key, skip)
+                        if item is not None and (best is None or item < best):
+                            best = item
+        return calls[best[-1]] if best is not None else None
+
+    def _ring_index(self, clerk: ClerkState, call: Call) -> int:
+        for k in range(call.stage + 1):
+            if eligible(self.regions, self.stages, clerk.profile, call, k):
+                return k
+        raise AssertionError(f"clerk {clerk.profile.id} is not eligible for call {call.id}")
+
+    def _ring(self, call: Call, clerk: ClerkState, ring: int, now: float, out: list[Decision]) -> None:
+        self._dequeue(call, out)
+        self._unidle(clerk)
+        call.transition(CallState.RINGING, now)
+        call.clerk_id = clerk.profile.id
+        clerk.call_id = call.id
+        deadline = now + self.ring_timeout_s
+        self._ring_deadline[call.id] = deadline
+        heapq.heappush(self._rings, (deadline, call.id, clerk.profile.id))
+        self._set_status(clerk, ClerkStatus.RINGING, out, "")
+        out.append(Ring(call.id, clerk.profile.id, deadline, ring))
+
+    def _match_call(self, call: Call, now: float, out: list[Decision]) -> None:
+        if call.state is not CallState.QUEUED:
+            return
+        found = self._best_clerk_for(call)
+        if found is not None:
+            self._ring(call, found[0], found[1], now, out)
+
+    def _match_clerk(self, clerk: ClerkState, now: float, out: list[Decision]) -> None:
+        if not clerk.idle:
+            return
+        call = self._best_call_for(clerk)
+        if call is not None:
+            self._ring(call, clerk, self._ring_index(clerk, call), now, out)
+
+    def _ring_timeout(self, call: Call, clerk: ClerkState, now: float, out: list[Decision]) -> None:
+        clerk.call_id = None
+        self._set_status(clerk, ClerkStatus.AWAY, out, "ring_timeout")
+        out.append(RingEnded(call.id, clerk.profile.id, RingEndReason.TIMEOUT))
+        self._requeue(call, now, out, reason="")
+
+    def _widen_call(self, call: Call, stage: int, now: float, out: list[Decision]) -> None:
+        queued = call.state is CallState.QUEUED
+        if queued:
+            self._dequeue(call, out)
+        call.stage = stage
+        out.append(StageWidened(call.id, stage, self.stages[stage].name))
+        if queued:
+            self._enqueue(call, out)
+            self._match_call(call, now, out)
+
+    def _prune(self) -> None:
+        rings, widen = self._rings, self._widen
+        while rings:
+            deadline, call_id, clerk_id = rings[0]
+            call = self.calls.get(call_id)
+            if (
+                call is not None and call.state is CallState.RINGING and call.clerk_id == clerk_id
+                and self._ring_deadline.get(call_id) == deadline
+            ):
+                break
+            heapq.heappop(rings)
+        while widen:
+            _, call_id, stage = widen[0]
+            call = self.calls.get(call_id)
+            if call is not None and call.stage < stage:
+                break
+            heapq.heappop(widen)
