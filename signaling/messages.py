@@ -18,7 +18,7 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
 
-class _Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class _Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     pass
 
 
@@ -75,4 +75,4 @@ def parse(kind: type[T], payload: Any) -> T:
 
 def to_builtins(msg: msgspec.Struct) -> Any:
     """A struct as plain JSON-ready values, leaving out unset optional fields."""
-    return msgspec.to_builtins(msg, omit_defaults=True)
+    return msgspec.to_builtins(msg)

@@ -1,0 +1,64 @@
+"""The application factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+import socketio
+from aiohttp import web
+
+from server.identities import IdentityStore
+from server.keys import IDENTITIES, SETTINGS, SIO, SWITCHBOARD
+from server.middlewares import security_headers
+from server.namespaces import ClerkNamespace, KioskNamespace
+from server.routes import setup_routes
+from server.settings import Settings
+from server.switchboard import Clock, Switchboard, SystemClock
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    app = web.Application(middlewares=[security_headers])
+    app[SETTINGS] = settings
+    identities = IdentityStore(settings.identities_path)
+    app[IDENTITIES] = identities
+
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=[],  # same origin only
+        ping_interval=settings.ping_interval_s,
+        ping_timeout=settings.ping_timeout_s,
+        async_handlers=False,  # one client's events are handled in order (offer before candidates)
+        max_http_buffer_size=256 * 1024,
+    )
+    sio.attach(app)
+    app[SIO] = sio
+
+    async def emit(event: str, data: object, sid: str, namespace: str) -> None:
+        await sio.emit(event, data, to=sid, namespace=namespace)
+
+    async def disconnect(sid: str, namespace: str) -> None:
+        await sio.disconnect(sid, namespace=namespace)
+
+    switchboard = Switchboard(settings, identities, emit, disconnect, clock or SystemClock())
+    app[SWITCHBOARD] = switchboard
+    sio.register_namespace(KioskNamespace(switchboard, identities))
+    sio.register_namespace(ClerkNamespace(switchboard, identities))
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    setup_routes(app)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await switchboard.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

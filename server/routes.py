@@ -1,0 +1,21 @@
+"""URL routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from server import views
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "client" / "static"
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", views.index, name="index")
+    app.router.add_get("/kiosk", views.kiosk, name="kiosk")
+    app.router.add_get("/clerk", views.clerk, name="clerk")
+    app.router.add_get("/api/catalog", views.catalog, name="catalog")
+    app.router.add_get("/healthz", views.healthz, name="healthz")
+    app.router.add_get("/docs/protocol", views.protocol, name="protocol")
+    app.router.add_static("/static/", STATIC_DIR, name="static")

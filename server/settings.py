@@ -1,0 +1,156 @@
+"""One typed settings object, loaded from the TOML files in ``config/``.
+
+Top-level scalar (and list) keys of ``defaults.toml`` can be overridden with
+``VWINDOW_<KEY>`` environment variables; lists are given comma-separated.
+Nothing is read at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signaling.catalog import Catalog, MatterType, ServiceField
+from signaling.regions import RegionTree
+from signaling.routing import Stage, validate_stages
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ENV_PREFIX = "VWINDOW_"
+
+
+class SettingsError(ValueError):
+    """A configuration file or override that cannot be used."""
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    ring_timeout_s: float = 20.0
+    default_handle_s: float = 300.0
+    queue_update_interval_s: float = 1.0
+    redis_url: str = ""
+    languages: list[str] = field(default_factory=lambda: ["zh", "en", "ar"])
+    turn_secret: str = ""
+    turn_ttl_s: int = 3600
+    ping_interval_s: float = 10.0
+    ping_timeout_s: float = 5.0
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    # loaded from the other files, not overridable from the environment
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
+    catalog: Catalog = field(default_factory=lambda: Catalog([ServiceField("x", {}, ())]))
+    stages: tuple[Stage, ...] = (Stage("jurisdiction", 0),)
+
+    @property
+    def identities_path(self) -> Path:
+        return self.data_dir / "identities.sqlite3"
+
+
+_SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
+            "redis_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s", "ping_timeout_s", "ice_servers")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"configuration file {path} is missing") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.strip().lower() in {"1", "true", "yes", "on"}
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, Path):
+            return Path(value)
+        if isinstance(default, list):
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise TypeError("expected a list")
+            return value
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name}: cannot use {value!r} ({exc})") from None
+
+
+def _catalog(data: Mapping[str, Any]) -> Catalog:
+    fields = []
+    for f in data.get("field", []):
+        try:
+            matters = tuple(MatterType(m["id"], dict(m["names"])) for m in f.get("matters", []))
+            fields.append(ServiceField(f["id"], dict(f["names"]), matters, f.get("icon", "")))
+        except KeyError as exc:
+            raise SettingsError(f"fields.toml: a field or matter lacks {exc}") from None
+    return Catalog(fields)
+
+
+def _stages(data: Mapping[str, Any], regions: RegionTree) -> tuple[Stage, ...]:
+    stages = []
+    for s in data.get("stage", []):
+        try:
+            level = regions.level_index(s["level"]) if "level" in s else None
+            stages.append(Stage(s["name"], float(s["after_s"]), level, bool(s.get("require_language", True))))
+        except KeyError as exc:
+            raise SettingsError(f"routing.toml: a stage lacks {exc}") from None
+    try:
+        return validate_stages(stages)
+    except ValueError as exc:
+        raise SettingsError(f"routing.toml: {exc}") from None
+
+
+def load_settings(
+    config_dir: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read ``config_dir`` (default: the repository's ``config/``), then environment, then ``overrides``."""
+    cdir = Path(config_dir) if config_dir else DEFAULT_CONFIG_DIR
+    env = os.environ if env is None else env
+    base = Settings()
+    values: dict[str, Any] = {}
+    defaults = _read(cdir / "defaults.toml")
+    unknown = set(defaults) - set(_SCALARS)
+    if unknown:
+        raise SettingsError(f"defaults.toml: unknown settings {', '.join(sorted(unknown))}")
+    for name in _SCALARS:
+        default = getattr(base, name)
+        if name in defaults:
+            values[name] = _coerce(name, defaults[name], default)
+        env_value = env.get(ENV_PREFIX + name.upper())
+        if env_value is not None and name != "ice_servers":
+            values[name] = _coerce(name, env_value, default)
+    for name, value in overrides.items():
+        if name not in _SCALARS:
+            raise SettingsError(f"unknown setting {name}")
+        values[name] = _coerce(name, value, getattr(base, name))
+    regions_data = _read(cdir / "regions.toml")
+    try:
+        regions = RegionTree.build(regions_data.get("levels", []), regions_data.get("regions", {}))
+    except ValueError as exc:
+        raise SettingsError(f"regions.toml: {exc}") from None
+    settings = dataclasses.replace(
+        base,
+        **values,
+        config_dir=cdir,
+        regions=regions,
+        catalog=_catalog(_read(cdir / "fields.toml")),
+        stages=_stages(_read(cdir / "routing.toml"), regions),
+    )
+    if not settings.languages:
+        raise SettingsError("languages: at least one language is needed")
+    return settings

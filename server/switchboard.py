@@ -1,0 +1,402 @@
+"""The switchboard: live state of one node and the glue between sockets and the core.
+
+The namespaces hand it validated messages from authenticated peers; it asks the
+routing engine, keeps who-is-connected and which call is whose, and turns the
+engine's decisions into emits. The engine itself stays pure (signaling/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from server.ice import ice_servers_for_call
+from server.identities import Clerk, IdentityStore, Kiosk
+from server.settings import Settings
+from signaling import errors
+from signaling.calls import Call, CallState
+from signaling.decisions import (
+    CallEnded,
+    ClerkStatusChanged,
+    Decision,
+    EndReason,
+    Matched,
+    Queued,
+    QueueChanged,
+    Ring,
+    RingEnded,
+    StageWidened,
+)
+from signaling.errors import SignalingError
+from signaling.messages import CallRef, RequestCall, SetStatus, Signal, to_builtins
+from signaling.routing import ClerkProfile, RoutingEngine, eligible
+
+logger = logging.getLogger(__name__)
+
+KIOSK_NS = "/kiosk"
+CLERK_NS = "/clerk"
+
+Emit = Callable[[str, Any, str, str], Awaitable[None]]  # (event, data, sid, namespace)
+Disconnect = Callable[[str, str], Awaitable[None]]  # (sid, namespace)
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+
+@dataclass
+class CallInfo:
+    """What the server knows of a call beyond the engine's routing state."""
+
+    id: str
+    kiosk: Kiosk
+    field: str
+    language: str
+    clerk: Clerk | None = None
+
+
+@dataclass
+class Switchboard:
+    settings: Settings
+    identities: IdentityStore
+    emit: Emit
+    disconnect: Disconnect
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.engine = RoutingEngine(s.regions, s.stages, s.ring_timeout_s, s.default_handle_s)
+        self.kiosk_sids: dict[str, str] = {}  # kiosk id -> sid
+        self.clerk_sids: dict[str, str] = {}
+        self.sid_kiosks: dict[str, Kiosk] = {}
+        self.sid_clerks: dict[str, Clerk] = {}
+        self.calls: dict[str, CallInfo] = {}
+        self.kiosk_calls: dict[str, str] = {}  # kiosk id -> live call id
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._dirty: set[tuple[str, str]] = set()
+        self._flush: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for handle in (self._timer, self._flush):
+            if handle is not None:
+                handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------ connections
+
+    async def kiosk_connected(self, sid: str, kiosk: Kiosk) -> None:
+        old = self.kiosk_sids.get(kiosk.id)
+        if old is not None:
+            logger.info("kiosk %s connected again; closing its older connection", kiosk.id)
+            await self.kiosk_disconnected(old)
+            await self.disconnect(old, KIOSK_NS)
+        self.kiosk_sids[kiosk.id] = sid
+        self.sid_kiosks[sid] = kiosk
+        region = self.settings.regions.get(kiosk.region)
+        # after the connect handler returns, so the client has its CONNECT packet first
+        self._spawn(self.emit("welcome", {
+            "kiosk": {"id": kiosk.id, "name": kiosk.name, "region": kiosk.region, "region_names": dict(region.names)},
+            "fields": self.settings.catalog.as_dicts(),
+            "languages": self.settings.languages,
+            "call": None,
+        }, sid, KIOSK_NS))
+
+    async def kiosk_disconnected(self, sid: str) -> None:
+        kiosk = self.sid_kiosks.pop(sid, None)
+        if kiosk is None:
+            return
+        if self.kiosk_sids.get(kiosk.id) == sid:
+            del self.kiosk_sids[kiosk.id]
+        call_id = self.kiosk_calls.get(kiosk.id)
+        if call_id is not None:
+            await self._run(self.engine.end_call(call_id, self.clock.now(), EndReason.VISITOR_DISCONNECTED, "visitor"))
+
+    async def clerk_connected(self, sid: str, clerk: Clerk) -> None:
+        old = self.clerk_sids.get(clerk.id)
+        if old is not None:
+            logger.info("clerk %s connected again; closing the older connection", clerk.id)
+            await self.clerk_disconnected(old)
+            await self.disconnect(old, CLERK_NS)
+        self.clerk_sids[clerk.id] = sid
+        self.sid_clerks[sid] = clerk
+        profile = ClerkProfile(clerk.id, frozenset(clerk.fields), frozenset(clerk.languages), clerk.regions)
+        decisions = self.engine.clerk_online(profile, self.clock.now())
+        self._spawn(self.emit("welcome", {
+            "clerk": {"id": clerk.id, "name": clerk.name, "center": clerk.center, "fields": list(clerk.fields),
+                      "regions": list(clerk.regions), "languages": list(clerk.languages)},
+            "status": self.engine.clerks[clerk.id].status.value,
+            "ring_timeout_s": self.settings.ring_timeout_s,
+            "fields": self.settings.catalog.as_dicts(),
+        }, sid, CLERK_NS))
+        await self._run(decisions)
+
+    async def clerk_disconnected(self, sid: str) -> None:
+        clerk = self.sid_clerks.pop(sid, None)
+        if clerk is None:
+            return
+        if self.clerk_sids.get(clerk.id) == sid:
+            del self.clerk_sids[clerk.id]
+        if clerk.id in self.engine.clerks:
+            await self._run(self.engine.clerk_offline(clerk.id, self.clock.now()))
+
+    # ------------------------------------------------------------ kiosk events
+
+    async def request_call(self, kiosk: Kiosk, msg: RequestCall) -> dict[str, Any]:
+        if msg.field not in self.settings.catalog:
+            raise SignalingError(errors.UNKNOWN_FIELD, f"unknown service field {msg.field!r}; "
+                                 f"known: {', '.join(self.settings.catalog.ids())}")
+        if msg.language not in self.settings.languages:
+            raise SignalingError(errors.UNSUPPORTED_LANGUAGE, f"language {msg.language!r} is not offered; "
+                                 f"offered: {', '.join(self.settings.languages)}")
+        if kiosk.id in self.kiosk_calls:
+            raise SignalingError(errors.ALREADY_IN_CALL, "this kiosk already has a call waiting or in progress")
+        if not self._field_served(msg.field, msg.language, kiosk.region):
+            raise SignalingError(errors.FIELD_NOT_SERVED,
+                                 f"no clerk serves {msg.field!r} for region {kiosk.region!r}")
+        call_id = secrets.token_urlsafe(16)
+        self.calls[call_id] = CallInfo(call_id, kiosk, msg.field, msg.language)
+        self.kiosk_calls[kiosk.id] = call_id
+        logger.info("call %s requested by kiosk %s (%s, %s, %s)", call_id, kiosk.id, msg.field, msg.language,
+                    kiosk.region)
+        decisions = self.engine.request_call(call_id, msg.field, msg.language, kiosk.region, self.clock.now())
+        call = self.engine.calls[call_id]
+        position, wait = self.engine.position(call_id)
+        await self._run(decisions)
+        return {"call_id": call_id, "state": call.state.value, "position": position, "estimated_wait_s": wait}
+
+    async def cancel_call(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        if call.state not in (CallState.QUEUED, CallState.RINGING):
+            raise SignalingError(errors.WRONG_STATE, f"the call is {call.state}; hang up instead")
+        await self._run(self.engine.end_call(call.id, self.clock.now(), EndReason.CANCELLED, "visitor"))
+        return {}
+
+    async def kiosk_hangup(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        reason = EndReason.HANGUP if call.state in (CallState.CONNECTING, CallState.ACTIVE) else EndReason.CANCELLED
+        await self._run(self.engine.end_call(call.id, self.clock.now(), reason, "visitor"))
+        return {}
+
+    async def kiosk_signal(self, kiosk: Kiosk, msg: Signal) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        if call.state not in (CallState.CONNECTING, CallState.ACTIVE) or call.clerk_id is None:
+            raise SignalingError(errors.WRONG_STATE, "the call has not been answered yet")
+        sid = self.clerk_sids.get(call.clerk_id)
+        if sid is not None:
+            await self.emit("signal", to_builtins(msg), sid, CLERK_NS)
+        return {}
+
+    async def kiosk_media_connected(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        await self._run(self.engine.media_connected(call.id, self.clock.now()))
+        return {}
+
+    # ------------------------------------------------------------ clerk events
+
+    async def set_status(self, clerk: Clerk, msg: SetStatus) -> dict[str, Any]:
+        now = self.clock.now()
+        if msg.status == "available":
+            decisions = self.engine.set_available(clerk.id, now)
+        else:
+            decisions = self.engine.set_away(clerk.id, now)
+        await self._run(decisions)
+        return {"status": self.engine.clerks[clerk.id].status.value}
+
+    async def accept(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
+        self._clerk_call(clerk, msg.call_id, answered=False)
+        await self._run(self.engine.accept(clerk.id, msg.call_id, self.clock.now()))
+        return {"call_id": msg.call_id}
+
+    async def decline(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
+        self._clerk_call(clerk, msg.call_id, answered=False)
+        await self._run(self.engine.decline(clerk.id, msg.call_id, self.clock.now()))
+        return {}
+
+    async def clerk_hangup(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
+        self._clerk_call(clerk, msg.call_id, answered=True)
+        await self._run(self.engine.end_call(msg.call_id, self.clock.now(), EndReason.HANGUP, "clerk"))
+        return {}
+
+    async def clerk_signal(self, clerk: Clerk, msg: Signal) -> dict[str, Any]:
+        self._clerk_call(clerk, msg.call_id, answered=True)
+        info = self.calls[msg.call_id]
+        sid = self.kiosk_sids.get(info.kiosk.id)
+        if sid is not None:
+            await self.emit("signal", to_builtins(msg), sid, KIOSK_NS)
+        return {}
+
+    async def clerk_media_connected(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
+        self._clerk_call(clerk, msg.call_id, answered=True)
+        await self._run(self.engine.media_connected(msg.call_id, self.clock.now()))
+        return {}
+
+    # ------------------------------------------------------------ time
+
+    async def run_due(self) -> None:
+        """Carry out ring timeouts and stage widenings that are due now."""
+        await self._run(self.engine.tick(self.clock.now()))
+
+    def _reschedule(self) -> None:
+        deadline = self.engine.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self.clock.now())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._spawn(self.run_due())
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                logger.exception("background step failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ decisions -> emits
+
+    async def _run(self, decisions: Iterable[Decision]) -> None:
+        for d in decisions:
+            await self._apply(d)
+        self._reschedule()
+
+    async def _to_kiosk(self, call_id: str, event: str, data: dict[str, Any]) -> None:
+        info = self.calls.get(call_id)
+        sid = self.kiosk_sids.get(info.kiosk.id) if info else None
+        if sid is not None:
+            await self.emit(event, data, sid, KIOSK_NS)
+
+    async def _to_clerk(self, clerk_id: str, event: str, data: dict[str, Any]) -> None:
+        sid = self.clerk_sids.get(clerk_id)
+        if sid is not None:
+            await self.emit(event, data, sid, CLERK_NS)
+
+    async def _apply(self, d: Decision) -> None:  # noqa: C901 (one branch per decision type)
+        logger.info("decision %s", d)
+        match d:
+            case Ring(call_id=call_id, clerk_id=clerk_id, deadline=deadline, ring=ring):
+                info = self.calls[call_id]
+                call = self.engine.calls[call_id]
+                region = self.settings.regions.get(info.kiosk.region)
+                now = self.clock.now()
+                await self._to_clerk(clerk_id, "ring", {
+                    "call_id": call_id, "field": info.field, "language": info.language,
+                    "region": info.kiosk.region, "region_names": dict(region.names),
+                    "kiosk": {"name": info.kiosk.name}, "waited_s": round(now - call.requested_at, 1),
+                    "timeout_s": round(deadline - now, 1), "ring": ring,
+                })
+                await self._to_kiosk(call_id, "ringing", {"call_id": call_id})
+            case RingEnded(call_id=call_id, clerk_id=clerk_id, reason=reason):
+                await self._to_clerk(clerk_id, "ring_ended", {"call_id": call_id, "reason": reason.value})
+            case ClerkStatusChanged(clerk_id=clerk_id, status=status, reason=reason):
+                await self._to_clerk(clerk_id, "status", {"status": status.value, "reason": reason})
+            case Queued(call_id=call_id):
+                await self._to_kiosk(call_id, "queued", {
+                    "call_id": call_id, "position": d.position, "estimated_wait_s": d.estimated_wait_s,
+                    "stage": d.stage, "reason": d.reason,
+                })
+            case StageWidened():
+                pass  # logged above; positions follow through QueueChanged
+            case Matched(call_id=call_id, clerk_id=clerk_id):
+                await self._matched(call_id, clerk_id)
+            case CallEnded(call_id=call_id, clerk_id=clerk_id):
+                payload = {"call_id": call_id, "reason": d.reason.value, "by": d.by}
+                await self._to_kiosk(call_id, "call_ended", payload)
+                if clerk_id is not None:
+                    await self._to_clerk(clerk_id, "call_ended", payload)
+                info = self.calls.pop(call_id, None)
+                if info is not None and self.kiosk_calls.get(info.kiosk.id) == call_id:
+                    del self.kiosk_calls[info.kiosk.id]
+            case QueueChanged(field=f, district=district):
+                self._dirty.add((f, district))
+                if self._flush is None:
+                    loop = asyncio.get_running_loop()
+                    self._flush = loop.call_later(self.settings.queue_update_interval_s, self._on_flush)
+
+    async def _matched(self, call_id: str, clerk_id: str) -> None:
+        info = self.calls[call_id]
+        sid = self.clerk_sids[clerk_id]
+        clerk = self.sid_clerks[sid]
+        info.clerk = clerk
+        region = self.settings.regions.get(info.kiosk.region)
+        s = self.settings
+        ice = ice_servers_for_call(s.ice_servers, call_id, time.time(), s.turn_secret, s.turn_ttl_s)
+        await self._to_kiosk(call_id, "matched", {
+            "call_id": call_id, "role": "offerer", "ice_servers": ice, "field": info.field,
+            "peer": {"name": clerk.name, "center": clerk.center},
+        })
+        await self._to_clerk(clerk_id, "matched", {
+            "call_id": call_id, "role": "answerer", "ice_servers": ice, "field": info.field,
+            "peer": {"name": info.kiosk.name, "region": info.kiosk.region, "region_names": dict(region.names),
+                     "language": info.language},
+        })
+
+    def _on_flush(self) -> None:
+        self._flush = None
+        dirty, self._dirty = self._dirty, set()
+        self._spawn(self._send_positions(dirty))
+
+    async def _send_positions(self, groups: Iterable[tuple[str, str]]) -> None:
+        for f, district in groups:
+            for call_id, position, wait in self.engine.waiting_in(f, district):
+                call = self.engine.calls[call_id]
+                await self._to_kiosk(call_id, "queued", {
+                    "call_id": call_id, "position": position, "estimated_wait_s": wait,
+                    "stage": call.stage, "reason": "",
+                })
+
+    # ------------------------------------------------------------ checks
+
+    def _kiosk_call(self, kiosk: Kiosk, call_id: str) -> Call:
+        info = self.calls.get(call_id)
+        if info is None or call_id not in self.engine.calls:
+            raise SignalingError(errors.NO_SUCH_CALL, f"no call {call_id} in progress")
+        if info.kiosk.id != kiosk.id:
+            raise SignalingError(errors.NOT_PARTICIPANT, "this call belongs to another kiosk")
+        return self.engine.calls[call_id]
+
+    def _clerk_call(self, clerk: Clerk, call_id: str, answered: bool) -> Call:
+        call = self.engine.calls.get(call_id)
+        if call is None or call_id not in self.calls:
+            raise SignalingError(errors.NO_SUCH_CALL, f"no call {call_id} in progress")
+        if call.clerk_id != clerk.id:
+            raise SignalingError(errors.NOT_PARTICIPANT, "this call is not yours")
+        if answered and call.state not in (CallState.CONNECTING, CallState.ACTIVE):
+            raise SignalingError(errors.WRONG_STATE, f"the call is {call.state}; accept or decline it first")
+        return call
+
+    def _field_served(self, field_id: str, language: str, region: str) -> bool:
+        """Could any clerk (online or not) ever take this call, at the widest stage?"""
+        last = len(self.settings.stages) - 1
+        probe = Call(id="probe", field=field_id, language=language, region=region, requested_at=0.0, seq=0)
+        for clerk in self.identities.clerks():
+            if clerk.revoked:
+                continue
+            profile = ClerkProfile(clerk.id, frozenset(clerk.fields), frozenset(clerk.languages), clerk.regions)
+            if eligible(self.settings.regions, self.settings.stages, profile, probe, last):
+                return True
+        return False

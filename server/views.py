@@ -1,0 +1,48 @@
+"""HTTP views: the pages and a small JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from server.keys import SETTINGS
+
+PROTOCOL_DOC = "protocol.md"
+
+
+def _page_context(request: web.Request) -> dict[str, Any]:
+    settings = request.app[SETTINGS]
+    return {"fields": settings.catalog.as_dicts(), "languages": settings.languages, "lang": "en", "dir": "ltr"}
+
+
+@aiohttp_jinja2.template("index.html")
+async def index(request: web.Request) -> dict[str, Any]:
+    return _page_context(request)
+
+
+@aiohttp_jinja2.template("kiosk.html")
+async def kiosk(request: web.Request) -> dict[str, Any]:
+    return _page_context(request)
+
+
+@aiohttp_jinja2.template("clerk.html")
+async def clerk(request: web.Request) -> dict[str, Any]:
+    return _page_context(request)
+
+
+async def catalog(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    return web.json_response({"fields": settings.catalog.as_dicts(), "languages": settings.languages})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def protocol(request: web.Request) -> web.Response:
+    path = request.app[SETTINGS].config_dir.parent / "docs" / PROTOCOL_DOC
+    if not path.is_file():
+        raise web.HTTPNotFound(text="the protocol document is not installed here")
+    return web.Response(text=path.read_text(encoding="utf-8"), content_type="text/markdown", charset="utf-8")

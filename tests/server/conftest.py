@@ -1,0 +1,157 @@
+"""Fixtures for socket-level tests: a real aiohttp server on loopback and python-socketio clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp.test_utils import TestServer
+
+from server.app import create_app
+from server.identities import IdentityStore
+from server.keys import IDENTITIES, SWITCHBOARD
+from server.settings import Settings, load_settings
+from server.switchboard import Switchboard
+
+EVENT_TIMEOUT = 5.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+class Peer:
+    """A socket.io client that records every event it receives."""
+
+    def __init__(self, url: str, namespace: str, token: str) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.token = token
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.sio.on("*", self._record, namespace=namespace)
+
+    async def _record(self, event: str, data: Any) -> None:
+        self.events[event].put_nowait(data)
+
+    async def connect(self) -> None:
+        await self.sio.connect(self.url, namespaces=[self.namespace], auth={"token": self.token},
+                               transports=["websocket"], wait_timeout=EVENT_TIMEOUT)
+
+    async def call(self, event: str, data: Any = None) -> dict[str, Any]:
+        result = await self.sio.call(event, data, namespace=self.namespace, timeout=EVENT_TIMEOUT)
+        assert isinstance(result, dict)
+        return result
+
+    async def ok(self, event: str, data: Any = None) -> dict[str, Any]:
+        result = await self.call(event, data)
+        assert result["ok"] is True, result
+        return result
+
+    async def next(self, event: str, timeout: float = EVENT_TIMEOUT) -> Any:
+        return await asyncio.wait_for(self.events[event].get(), timeout)
+
+    async def next_where(self, event: str, pred: Callable[[Any], bool], timeout: float = EVENT_TIMEOUT) -> Any:
+        async def find() -> Any:
+            while True:
+                data = await self.events[event].get()
+                if pred(data):
+                    return data
+        return await asyncio.wait_for(find(), timeout)
+
+    def pending(self, event: str) -> list[Any]:
+        q = self.events[event]
+        out = []
+        while not q.empty():
+            out.append(q.get_nowait())
+        return out
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+@dataclass
+class Harness:
+    server: TestServer
+    settings: Settings
+    clock: FakeClock
+    peers: list[Peer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/"))
+
+    @property
+    def switchboard(self) -> Switchboard:
+        return self.server.app[SWITCHBOARD]
+
+    @property
+    def identities(self) -> IdentityStore:
+        return self.server.app[IDENTITIES]
+
+    async def kiosk(self, region: str = "sh/jiading/xincheng/park-3", name: str = "Kiosk") -> Peer:
+        _, token = self.identities.add_kiosk(name, region)
+        peer = Peer(self.url, "/kiosk", token)
+        await peer.connect()
+        await peer.next("welcome")
+        self.peers.append(peer)
+        return peer
+
+    async def clerk(
+        self, fields: str = "tax", regions: str = "sh/jiading", languages: str = "zh,en",
+        name: str = "Clerk", available: bool = True,
+    ) -> Peer:
+        _, token = self.identities.add_clerk(name, fields.split(","), regions.split(","), languages.split(","),
+                                             center="Jiading center")
+        peer = Peer(self.url, "/clerk", token)
+        await peer.connect()
+        await peer.next("welcome")
+        if available:
+            await peer.ok("set_status", {"status": "available"})
+        self.peers.append(peer)
+        return peer
+
+    async def advance(self, seconds: float) -> None:
+        """Move the fake clock and let the server run what became due."""
+        self.clock.t += seconds
+        await self.switchboard.run_due()
+
+
+HarnessFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
+    made: list[Harness] = []
+
+    async def make(**overrides: Any) -> Harness:
+        overrides.setdefault("queue_update_interval_s", 0.05)
+        settings = load_settings(data_dir=tmp_path / f"data{len(made)}", **overrides)
+        clock = FakeClock()
+        server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
+        await server.start_server()
+        h = Harness(server, settings, clock)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        for p in h.peers:
+            if p.sio.connected:
+                await p.close()
+        await h.server.close()
+
+
+@pytest.fixture
+async def harness(harness_factory: HarnessFactory) -> Harness:
+    return await harness_factory()
