@@ -150,7 +150,7 @@ class IdentityStore:
         table = "kiosks" if identity_id.startswith("k-") else "clerks"
         with self._db() as db:
             cur = db.execute(
-                f"UPDATE {table} SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",  # noqa: S608
+                f"UPDATE {table} SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (time.time(), identity_id),
             )
             return cur.rowcount == 1

@@ -26,8 +26,8 @@ from signaling.decisions import (
     Decision,
     EndReason,
     Matched,
-    Queued,
     QueueChanged,
+    Queued,
     Ring,
     RingEnded,
     StageWidened,
@@ -295,7 +295,7 @@ class Switchboard:
         if sid is not None:
             await self.emit(event, data, sid, CLERK_NS)
 
-    async def _apply(self, d: Decision) -> None:  # noqa: C901 (one branch per decision type)
+    async def _apply(self, d: Decision) -> None:
         logger.info("decision %s", d)
         match d:
             case Ring(call_id=call_id, clerk_id=clerk_id, deadline=deadline, ring=ring):
@@ -328,9 +328,9 @@ class Switchboard:
                 await self._to_kiosk(call_id, "call_ended", payload)
                 if clerk_id is not None:
                     await self._to_clerk(clerk_id, "call_ended", payload)
-                info = self.calls.pop(call_id, None)
-                if info is not None and self.kiosk_calls.get(info.kiosk.id) == call_id:
-                    del self.kiosk_calls[info.kiosk.id]
+                ended = self.calls.pop(call_id) if call_id in self.calls else None
+                if ended is not None and self.kiosk_calls.get(ended.kiosk.id) == call_id:
+                    del self.kiosk_calls[ended.kiosk.id]
             case QueueChanged(field=f, district=district):
                 self._dirty.add((f, district))
                 if self._flush is None:

@@ -7,9 +7,10 @@ whether anything changed, so callers emit only on a real transition.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ TRANSITIONS: dict[CallState, frozenset[CallState]] = {
 }
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransitionError(RuntimeError):
     def __init__(self, call_id: str, old: CallState, new: CallState) -> None:
         super().__init__(f"call {call_id}: {old} -> {new} is not allowed")
         self.old = old
@@ -52,8 +53,8 @@ class Call:
     stage: int = 0
     clerk_id: str | None = None
     accepted_at: float | None = None
-    declined_by: set[str] = field(default_factory=set)
-    history: list[tuple[float, CallState, CallState]] = field(default_factory=list)
+    declined_by: set[str] = dataclasses.field(default_factory=set)
+    history: list[tuple[float, CallState, CallState]] = dataclasses.field(default_factory=list)
 
     @property
     def queue_key(self) -> tuple[int, float, int]:
@@ -70,7 +71,7 @@ class Call:
         if old is new:
             return False
         if new not in TRANSITIONS[old]:
-            raise IllegalTransition(self.id, old, new)
+            raise IllegalTransitionError(self.id, old, new)
         self.state = new
         self.history.append((now, old, new))
         logger.debug("call %s: %s -> %s", self.id, old, new)

@@ -18,7 +18,7 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
 
-class _Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+class _Message(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     pass
 
 

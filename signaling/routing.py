@@ -41,8 +41,8 @@ from signaling.decisions import (
     Decision,
     EndReason,
     Matched,
-    Queued,
     QueueChanged,
+    Queued,
     Ring,
     RingEnded,
     RingEndReason,
@@ -339,7 +339,7 @@ class RoutingEngine:
         if call.state is not CallState.QUEUED:
             return 0, 0.0
         queue = self._queues[self._group(call)]
-        pos = queue.index(call.queue_key + (call.id,)) + 1
+        pos = queue.index((*call.queue_key, call.id)) + 1
         return pos, self._estimate(call, pos)
 
     def waiting_in(self, field: str, district: str) -> list[tuple[str, int, float | None]]:
@@ -435,7 +435,7 @@ class RoutingEngine:
             self._idle.discard(keys, self._clerk_item(clerk))
 
     def _call_item(self, call: Call) -> Item:
-        return call.queue_key + (call.id,)
+        return (*call.queue_key, call.id)
 
     def _call_index_keys(self, call: Call) -> list[Hashable]:
         st = self.stages[call.stage]

@@ -338,6 +338,8 @@ async def test_estimated_wait_is_null_without_clerks_online(harness: Harness) ->
 async def test_second_connection_of_a_clerk_replaces_the_first(harness: Harness) -> None:
     _, token = harness.identities.add_clerk("Twice", ["tax"], ["sh/jiading"], ["en"])
     first = Peer(harness.url, "/clerk", token)
+    dropped = asyncio.Event()
+    first.sio.on("disconnect", lambda *_: dropped.set(), namespace="/clerk")
     await first.connect()
     await first.ok("set_status", {"status": "available"})
     second = Peer(harness.url, "/clerk", token)
@@ -345,12 +347,7 @@ async def test_second_connection_of_a_clerk_replaces_the_first(harness: Harness)
     harness.peers += [first, second]
     welcome = await second.next("welcome")
     assert welcome["status"] == "away"
-
-    async def gone() -> None:
-        while first.sio.connected:
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(gone(), 5)
+    await asyncio.wait_for(dropped.wait(), 5)
     await second.ok("set_status", {"status": "available"})
     kiosk = await harness.kiosk()
     call_id = await place_call(kiosk)

@@ -1,0 +1,220 @@
+"""The ``vwindow`` command: serve, manage kiosks and clerks, run bots."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.identities import IdentityStore
+from server.settings import Settings, SettingsError, load_settings
+
+logger = logging.getLogger("vwindow")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vwindow", description="Virtual Windows: video service windows for "
+                                "government service centers.")
+    p.add_argument("--config", type=Path, default=None, help="configuration directory (default: the bundled config/)")
+    p.add_argument("--data-dir", type=Path, default=None, help="data directory (overrides VWINDOW_DATA_DIR)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every routing decision")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the signaling server and the pages")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--demo", action="store_true", help="issue demo kiosks and clerks and start bot clerks")
+    serve.add_argument("--bots", type=int, default=2, help="bot clerks in demo mode (default 2)")
+
+    kiosk = sub.add_parser("kiosk", help="manage kiosk devices").add_subparsers(dest="action", required=True)
+    ka = kiosk.add_parser("add", help="register a kiosk; prints its device token as the last line")
+    ka.add_argument("--name", required=True)
+    ka.add_argument("--region", required=True, help="region path, e.g. sh/jiading/xincheng/park-3")
+    kiosk.add_parser("list", help="list kiosks")
+    kr = kiosk.add_parser("revoke", help="revoke a kiosk's token")
+    kr.add_argument("id")
+
+    clerk = sub.add_parser("clerk", help="manage clerks").add_subparsers(dest="action", required=True)
+    ca = clerk.add_parser("add", help="register a clerk; prints their token as the last line")
+    ca.add_argument("--name", required=True)
+    ca.add_argument("--fields", required=True, type=_csv, help="service fields, comma-separated (e.g. tax,market)")
+    ca.add_argument("--regions", required=True, type=_csv, help="covered region paths, comma-separated")
+    ca.add_argument("--languages", required=True, type=_csv, help="languages spoken, comma-separated (zh,en,ar)")
+    ca.add_argument("--center", default="", help="the clerk's service center, shown to visitors")
+    clerk.add_parser("list", help="list clerks")
+    cr = clerk.add_parser("revoke", help="revoke a clerk's token")
+    cr.add_argument("id")
+
+    bot = sub.add_parser("bot", help="headless aiortc clients").add_subparsers(dest="role", required=True)
+    for role in ("clerk", "kiosk"):
+        b = bot.add_parser(role, help=f"act as a {role}")
+        b.add_argument("--url", default="http://127.0.0.1:8080", help="server URL")
+        b.add_argument("--token", default=os.environ.get("VWINDOW_TOKEN"),
+                       help="device or clerk token (default: $VWINDOW_TOKEN)")
+        b.add_argument("--loopback-ice", action="store_true",
+                       help="offer 127.0.0.1 as an ICE candidate (hosts with only a loopback interface)")
+        if role == "clerk":
+            b.add_argument("--auto-accept", action="store_true", help="accept every call that rings")
+            b.add_argument("--center", default="", help="caption: the service center's name")
+        else:
+            b.add_argument("--field", required=True)
+            b.add_argument("--language", default="en")
+            b.add_argument("--seconds", type=float, default=5.0, help="how long to stay in the call")
+            b.add_argument("--timeout", type=float, default=60.0, help="give up if not connected by then")
+    return p
+
+
+def _validate_identity(settings: Settings, fields: Sequence[str], regions: Sequence[str],
+                       languages: Sequence[str]) -> None:
+    for f in fields:
+        if f not in settings.catalog:
+            raise SystemExit(f"error: unknown service field {f!r}; known: {', '.join(settings.catalog.ids())}")
+    for r in regions:
+        if r not in settings.regions:
+            raise SystemExit(f"error: unknown region {r!r} (see config/regions.toml)")
+    for lang in languages:
+        if lang not in settings.languages:
+            raise SystemExit(f"error: unsupported language {lang!r}; offered: {', '.join(settings.languages)}")
+    if not fields or not regions or not languages:
+        raise SystemExit("error: a clerk needs at least one field, one region and one language")
+
+
+def cmd_kiosk(args: argparse.Namespace, settings: Settings) -> int:
+    store = IdentityStore(settings.identities_path)
+    if args.action == "add":
+        if args.region not in settings.regions:
+            raise SystemExit(f"error: unknown region {args.region!r} (see config/regions.toml)")
+        kiosk, token = store.add_kiosk(args.name, args.region)
+        print(f"kiosk {kiosk.id} '{kiosk.name}' in {kiosk.region}")
+        print(f"open: http://{settings.host}:{settings.port}/kiosk#token={token}")
+        print(token)
+    elif args.action == "list":
+        for k in store.kiosks():
+            print(f"{k.id}\t{k.name}\t{k.region}\t{'revoked' if k.revoked else 'active'}")
+    else:
+        if not store.revoke(args.id):
+            raise SystemExit(f"error: no active kiosk {args.id}")
+        print(f"revoked {args.id}")
+    return 0
+
+
+def cmd_clerk(args: argparse.Namespace, settings: Settings) -> int:
+    store = IdentityStore(settings.identities_path)
+    if args.action == "add":
+        _validate_identity(settings, args.fields, args.regions, args.languages)
+        clerk, token = store.add_clerk(args.name, args.fields, args.regions, args.languages, center=args.center)
+        print(f"clerk {clerk.id} '{clerk.name}': fields {','.join(clerk.fields)}; regions {','.join(clerk.regions)};"
+              f" languages {','.join(clerk.languages)}")
+        print(f"open: http://{settings.host}:{settings.port}/clerk#token={token}")
+        print(token)
+    elif args.action == "list":
+        for c in store.clerks():
+            print(f"{c.id}\t{c.name}\t{','.join(c.fields)}\t{','.join(c.regions)}\t{','.join(c.languages)}\t"
+                  f"{'revoked' if c.revoked else 'active'}")
+    else:
+        if not store.revoke(args.id):
+            raise SystemExit(f"error: no active clerk {args.id}")
+        print(f"revoked {args.id}")
+    return 0
+
+
+async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) -> None:
+    from aiohttp import web
+
+    from server import demo as demo_mode
+    from server.app import create_app
+    from server.keys import IDENTITIES
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    base_url = f"http://{settings.host}:{settings.port}"
+    procs: list[asyncio.subprocess.Process] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if demo:
+            info = demo_mode.setup_demo(settings, app[IDENTITIES], bots)
+            procs = await demo_mode.start_bots(info, base_url, str(config_dir))
+            demo_mode.print_demo(info, base_url)
+        else:
+            print(f"Virtual Windows serving on {base_url} (Ctrl+C to stop)", flush=True)
+        await stop.wait()
+    finally:
+        await demo_mode.stop_bots(procs)
+        await runner.cleanup()
+
+
+async def _bot(args: argparse.Namespace) -> int:
+    from client import bot
+
+    if not args.token:
+        raise SystemExit("error: give --token or set VWINDOW_TOKEN")
+    if args.loopback_ice:
+        from client.ice import allow_loopback_candidates
+
+        allow_loopback_candidates()
+    if args.role == "clerk":
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await bot.ClerkBot(args.url, args.token, auto_accept=args.auto_accept, center=args.center).run(stop=stop)
+        return 0
+    kiosk = bot.KioskBot(args.url, args.token, field=args.field, language=args.language)
+    result = await kiosk.run(args.seconds, timeout_s=args.timeout)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("server.switchboard").setLevel(logging.WARNING)
+        logging.getLogger("aiortc").setLevel(logging.WARNING)
+        logging.getLogger("aioice").setLevel(logging.WARNING)
+    if args.command == "bot":
+        return asyncio.run(_bot(args))
+    overrides: dict[str, object] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.command == "serve":
+        if args.host is not None:
+            overrides["host"] = args.host
+        if args.port is not None:
+            overrides["port"] = args.port
+    try:
+        settings = load_settings(args.config, None, **overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "kiosk":
+        return cmd_kiosk(args, settings)
+    if args.command == "clerk":
+        return cmd_clerk(args, settings)
+    config_dir = args.config or settings.config_dir
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, args.demo, args.bots, config_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
