@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,10 +11,13 @@ import jinja2
 import socketio
 from aiohttp import web
 
+from server import db
+from server.db import make_engine
 from server.identities import IdentityStore
-from server.keys import IDENTITIES, SETTINGS, SIO, SWITCHBOARD
+from server.keys import DB, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
 from server.namespaces import ClerkNamespace, KioskNamespace
+from server.records import Records
 from server.routes import setup_routes
 from server.settings import Settings
 from server.switchboard import Clock, Switchboard, SystemClock
@@ -24,7 +28,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[security_headers])
     app[SETTINGS] = settings
-    identities = IdentityStore(settings.identities_path)
+    engine = make_engine(settings.db_url)
+    app[DB] = engine
+    identities = IdentityStore(engine)
     app[IDENTITIES] = identities
 
     sio = socketio.AsyncServer(
@@ -44,7 +50,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     async def disconnect(sid: str, namespace: str) -> None:
         await sio.disconnect(sid, namespace=namespace)
 
-    switchboard = Switchboard(settings, identities, emit, disconnect, clock or SystemClock())
+    records = Records(engine)
+    app[RECORDS] = records
+    switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock())
     app[SWITCHBOARD] = switchboard
     sio.register_namespace(KioskNamespace(switchboard, identities))
     sio.register_namespace(ClerkNamespace(switchboard, identities))
@@ -57,8 +65,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     setup_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await asyncio.to_thread(db.upgrade, settings.db_url)
         yield
         await switchboard.close()
+        await engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)
     return app

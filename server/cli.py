@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import signal
@@ -12,10 +13,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server import db
 from server.identities import IdentityStore
 from server.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("vwindow")
+MIN_PASSWORD = 10
 
 
 def _csv(value: str) -> list[str]:
@@ -51,9 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--regions", required=True, type=_csv, help="covered region paths, comma-separated")
     ca.add_argument("--languages", required=True, type=_csv, help="languages spoken, comma-separated (zh,en,ar)")
     ca.add_argument("--center", default="", help="the clerk's service center, shown to visitors")
+    ca.add_argument("--username", default=None, help="also let the clerk log in to the console with a password")
+    ca.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     clerk.add_parser("list", help="list clerks")
     cr = clerk.add_parser("revoke", help="revoke a clerk's token")
     cr.add_argument("id")
+
+    user = sub.add_parser("user", help="manage people who log in").add_subparsers(dest="action", required=True)
+    ua = user.add_parser("add", help="add a login (asks for the password)")
+    ua.add_argument("--role", choices=["admin", "clerk"], default="admin")
+    ua.add_argument("--username", required=True)
+    ua.add_argument("--name", default="")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
     bot = sub.add_parser("bot", help="headless aiortc clients").add_subparsers(dest="role", required=True)
     for role in ("clerk", "kiosk"):
@@ -89,42 +104,82 @@ def _validate_identity(settings: Settings, fields: Sequence[str], regions: Seque
         raise SystemExit("error: a clerk needs at least one field, one region and one language")
 
 
-def cmd_kiosk(args: argparse.Namespace, settings: Settings) -> int:
-    store = IdentityStore(settings.identities_path)
-    if args.action == "add":
-        if args.region not in settings.regions:
-            raise SystemExit(f"error: unknown region {args.region!r} (see config/regions.toml)")
-        kiosk, token = store.add_kiosk(args.name, args.region)
-        print(f"kiosk {kiosk.id} '{kiosk.name}' in {kiosk.region}")
-        print(f"open: http://{settings.host}:{settings.port}/kiosk#token={token}")
-        print(token)
-    elif args.action == "list":
-        for k in store.kiosks():
-            print(f"{k.id}\t{k.name}\t{k.region}\t{'revoked' if k.revoked else 'active'}")
-    else:
-        if not store.revoke(args.id):
+async def _store(settings: Settings) -> tuple[AsyncEngine, IdentityStore]:
+    await asyncio.to_thread(db.upgrade, settings.db_url)
+    engine = db.make_engine(settings.db_url)
+    return engine, IdentityStore(engine)
+
+
+async def cmd_kiosk(args: argparse.Namespace, settings: Settings) -> int:
+    engine, store = await _store(settings)
+    try:
+        if args.action == "add":
+            if args.region not in settings.regions:
+                raise SystemExit(f"error: unknown region {args.region!r} (see config/regions.toml)")
+            kiosk, token = await store.add_kiosk(args.name, args.region)
+            print(f"kiosk {kiosk.id} '{kiosk.name}' in {kiosk.region}")
+            print(f"open: http://{settings.host}:{settings.port}/kiosk#token={token}")
+            print(token)
+        elif args.action == "list":
+            for k in await store.kiosks():
+                print(f"{k.id}\t{k.name}\t{k.region}\t{'revoked' if k.revoked else 'active'}")
+        elif not await store.revoke(args.id):
             raise SystemExit(f"error: no active kiosk {args.id}")
-        print(f"revoked {args.id}")
+        else:
+            print(f"revoked {args.id}")
+    finally:
+        await engine.dispose()
     return 0
 
 
-def cmd_clerk(args: argparse.Namespace, settings: Settings) -> int:
-    store = IdentityStore(settings.identities_path)
-    if args.action == "add":
-        _validate_identity(settings, args.fields, args.regions, args.languages)
-        clerk, token = store.add_clerk(args.name, args.fields, args.regions, args.languages, center=args.center)
-        print(f"clerk {clerk.id} '{clerk.name}': fields {','.join(clerk.fields)}; regions {','.join(clerk.regions)};"
-              f" languages {','.join(clerk.languages)}")
-        print(f"open: http://{settings.host}:{settings.port}/clerk#token={token}")
-        print(token)
-    elif args.action == "list":
-        for c in store.clerks():
-            print(f"{c.id}\t{c.name}\t{','.join(c.fields)}\t{','.join(c.regions)}\t{','.join(c.languages)}\t"
-                  f"{'revoked' if c.revoked else 'active'}")
+def _read_password(args: argparse.Namespace) -> str | None:
+    if not getattr(args, "username", None):
+        return None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
     else:
-        if not store.revoke(args.id):
+        password = getpass.getpass(f"password for {args.username}: ")
+    if len(password) < MIN_PASSWORD:
+        raise SystemExit(f"error: the password needs at least {MIN_PASSWORD} characters")
+    return password
+
+
+async def cmd_clerk(args: argparse.Namespace, settings: Settings) -> int:
+    engine, store = await _store(settings)
+    try:
+        if args.action == "add":
+            _validate_identity(settings, args.fields, args.regions, args.languages)
+            password = _read_password(args)
+            clerk, token = await store.add_clerk(args.name, args.fields, args.regions, args.languages,
+                                                 center=args.center, username=args.username, password=password)
+            print(f"clerk {clerk.id} '{clerk.name}': fields {','.join(clerk.fields)}; "
+                  f"regions {','.join(clerk.regions)}; languages {','.join(clerk.languages)}")
+            print(f"open: http://{settings.host}:{settings.port}/clerk#token={token}")
+            print(token)
+        elif args.action == "list":
+            for c in await store.clerks():
+                print(f"{c.id}\t{c.name}\t{','.join(c.fields)}\t{','.join(c.regions)}\t{','.join(c.languages)}\t"
+                      f"{'revoked' if c.revoked else 'active'}")
+        elif not await store.revoke(args.id):
             raise SystemExit(f"error: no active clerk {args.id}")
-        print(f"revoked {args.id}")
+        else:
+            print(f"revoked {args.id}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    engine, store = await _store(settings)
+    try:
+        password = _read_password(args)
+        user, _ = await store.add_user(args.name or args.username, args.role, username=args.username,
+                                       password=password, with_token=False)
+        print(f"{user.role} {user.id} '{user.name}' can log in as {args.username}")
+    except sa.exc.IntegrityError:
+        raise SystemExit(f"error: the username {args.username!r} is taken") from None
+    finally:
+        await engine.dispose()
     return 0
 
 
@@ -137,7 +192,7 @@ async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) ->
 
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    await runner.setup()  # runs the migrations
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     base_url = f"http://{settings.host}:{settings.port}"
@@ -149,7 +204,7 @@ async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) ->
             loop.add_signal_handler(sig, stop.set)
     try:
         if demo:
-            info = demo_mode.setup_demo(settings, app[IDENTITIES], bots)
+            info = await demo_mode.setup_demo(settings, app[IDENTITIES], bots)
             procs = await demo_mode.start_bots(info, base_url, str(config_dir))
             demo_mode.print_demo(info, base_url)
         else:
@@ -206,10 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "kiosk":
-        return cmd_kiosk(args, settings)
-    if args.command == "clerk":
-        return cmd_clerk(args, settings)
+    commands = {"kiosk": cmd_kiosk, "clerk": cmd_clerk, "user": cmd_user}
+    if args.command in commands:
+        return asyncio.run(commands[args.command](args, settings))
     config_dir = args.config or settings.config_dir
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, args.demo, args.bots, config_dir))

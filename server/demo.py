@@ -32,21 +32,21 @@ class Demo:
     bot_tokens: list[tuple[str, str]] = field(default_factory=list)  # name, token
 
 
-def setup_demo(settings: Settings, identities: IdentityStore, bots: int) -> Demo:
-    identities.remove_demo()
+async def setup_demo(settings: Settings, identities: IdentityStore, bots: int) -> Demo:
+    await identities.remove_demo()
     demo = Demo()
     fields = settings.catalog.ids()
     root = next(iter(settings.regions.regions))
     for name, region in DEMO_KIOSKS:
         if region in settings.regions:
-            _, token = identities.add_kiosk(name, region, demo=True)
+            _, token = await identities.add_kiosk(name, region, demo=True)
             demo.kiosks.append((name, region, token))
-    _, demo.clerk_token = identities.add_clerk(
+    _, demo.clerk_token = await identities.add_clerk(
         "Demo clerk (you)", fields, [root], settings.languages, center=DEMO_CENTER, demo=True
     )
     for i in range(1, bots + 1):
         name = f"Bot clerk {i}"
-        _, token = identities.add_clerk(name, fields, [root], settings.languages, center=DEMO_CENTER, demo=True)
+        _, token = await identities.add_clerk(name, fields, [root], settings.languages, center=DEMO_CENTER, demo=True)
         demo.bot_tokens.append((name, token))
     return demo
 

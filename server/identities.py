@@ -1,44 +1,28 @@
-"""Kiosk devices and clerks, with their tokens, in SQLite under the data directory.
+"""Kiosk devices, clerks and administrators, in the records database.
 
-Tokens are random (256 bits) and stored only as SHA-256 hashes: a token is
-shown once, when issued, and cannot be read back from the database.
+Device and clerk tokens are random (256 bits) and stored only as SHA-256
+hashes: a token is shown once, when issued. Passwords are argon2 hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kiosks (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    region TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    demo INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-CREATE TABLE IF NOT EXISTS clerks (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    center TEXT NOT NULL DEFAULT '',
-    fields TEXT NOT NULL,
-    regions TEXT NOT NULL,
-    languages TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    demo INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-"""
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.db import kiosks, users
+
+_hasher = PasswordHasher()
+# verified against when a username is unknown, so both cases take as long
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+ROLES = ("clerk", "admin")
 
 
 def hash_token(token: str) -> str:
@@ -59,6 +43,8 @@ class Kiosk:
 
 @dataclass(frozen=True)
 class Clerk:
+    """A person who logs in: a clerk (with fields, regions, languages) or an administrator."""
+
     id: str
     name: str
     center: str
@@ -66,101 +52,157 @@ class Clerk:
     regions: tuple[str, ...]
     languages: tuple[str, ...]
     revoked: bool = False
+    role: str = "clerk"
+    username: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+User = Clerk
+
+
+def _user(row: sa.Row[tuple[object, ...]]) -> Clerk:
+    m = row._mapping
+    return Clerk(
+        id=m["id"], name=m["name"], center=m["center"], fields=tuple(m["fields"]), regions=tuple(m["regions"]),
+        languages=tuple(m["languages"]), revoked=m["revoked_at"] is not None, role=m["role"],
+        username=m["username"],
+    )
+
+
+def _kiosk(row: sa.Row[tuple[object, ...]]) -> Kiosk:
+    m = row._mapping
+    return Kiosk(m["id"], m["name"], m["region"], m["revoked_at"] is not None)
 
 
 class IdentityStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with self._db() as db:
-            db.executescript(SCHEMA)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        finally:
-            db.close()
+    # ------------------------------------------------------------ kiosks
 
-    # kiosks
-
-    def add_kiosk(self, name: str, region: str, demo: bool = False) -> tuple[Kiosk, str]:
+    async def add_kiosk(self, name: str, region: str, demo: bool = False) -> tuple[Kiosk, str]:
         token = new_token()
         kiosk = Kiosk(id="k-" + secrets.token_hex(4), name=name, region=region)
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO kiosks (id, name, region, token_hash, demo, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (kiosk.id, name, region, hash_token(token), int(demo), time.time()),
-            )
+        async with self.engine.begin() as conn:
+            await conn.execute(kiosks.insert().values(
+                id=kiosk.id, name=name, region=region, token_hash=hash_token(token), demo=demo,
+                created_at=time.time(),
+            ))
         return kiosk, token
 
-    def kiosk_by_token(self, token: str) -> Kiosk | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT id, name, region FROM kiosks WHERE token_hash = ? AND revoked_at IS NULL",
-                (hash_token(token),),
-            ).fetchone()
-        return Kiosk(*row) if row else None
+    async def kiosk_by_token(self, token: str) -> Kiosk | None:
+        q = kiosks.select().where(kiosks.c.token_hash == hash_token(token), kiosks.c.revoked_at.is_(None))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return _kiosk(row) if row else None
 
-    def kiosks(self) -> list[Kiosk]:
-        with self._db() as db:
-            rows = db.execute("SELECT id, name, region, revoked_at IS NOT NULL FROM kiosks ORDER BY created_at")
-            return [Kiosk(r[0], r[1], r[2], bool(r[3])) for r in rows]
+    async def kiosks(self) -> list[Kiosk]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(kiosks.select().order_by(kiosks.c.created_at))
+            return [_kiosk(r) for r in rows]
 
-    # clerks
+    async def kiosk(self, kiosk_id: str) -> Kiosk | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(kiosks.select().where(kiosks.c.id == kiosk_id))).first()
+        return _kiosk(row) if row else None
 
-    def add_clerk(
-        self, name: str, fields: list[str], regions: list[str], languages: list[str],
-        center: str = "", demo: bool = False,
+    # ------------------------------------------------------------ clerks and administrators
+
+    async def add_user(
+        self, name: str, role: str = "clerk", *, fields: list[str] | None = None, regions: list[str] | None = None,
+        languages: list[str] | None = None, center: str = "", username: str | None = None,
+        password: str | None = None, with_token: bool = True, demo: bool = False,
+    ) -> tuple[Clerk, str | None]:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        token = new_token() if with_token else None
+        prefix = "c-" if role == "clerk" else "a-"
+        user = Clerk(prefix + secrets.token_hex(4), name, center, tuple(fields or ()), tuple(regions or ()),
+                     tuple(languages or ()), role=role, username=username)
+        async with self.engine.begin() as conn:
+            await conn.execute(users.insert().values(
+                id=user.id, role=role, username=username, name=name, center=center, fields=list(user.fields),
+                regions=list(user.regions), languages=list(user.languages),
+                password_hash=_hasher.hash(password) if password else None,
+                token_hash=hash_token(token) if token else None, demo=demo, created_at=time.time(),
+            ))
+        return user, token
+
+    async def add_clerk(
+        self, name: str, fields: list[str], regions: list[str], languages: list[str], center: str = "",
+        demo: bool = False, username: str | None = None, password: str | None = None,
     ) -> tuple[Clerk, str]:
-        token = new_token()
-        clerk = Clerk("c-" + secrets.token_hex(4), name, center, tuple(fields), tuple(regions), tuple(languages))
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO clerks (id, name, center, fields, regions, languages, token_hash, demo, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (clerk.id, name, center, json.dumps(fields), json.dumps(regions), json.dumps(languages),
-                 hash_token(token), int(demo), time.time()),
-            )
+        clerk, token = await self.add_user(name, "clerk", fields=fields, regions=regions, languages=languages,
+                                           center=center, username=username, password=password, demo=demo)
+        assert token is not None
         return clerk, token
 
-    def clerk_by_token(self, token: str) -> Clerk | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT id, name, center, fields, regions, languages FROM clerks"
-                " WHERE token_hash = ? AND revoked_at IS NULL",
-                (hash_token(token),),
-            ).fetchone()
-        return _clerk(row, False) if row else None
+    async def update_clerk(
+        self, user_id: str, *, name: str, center: str, fields: list[str], regions: list[str], languages: list[str],
+    ) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(users.update().where(users.c.id == user_id, users.c.role == "clerk").values(
+                name=name, center=center, fields=fields, regions=regions, languages=languages))
+            return res.rowcount == 1
 
-    def clerks(self) -> list[Clerk]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT id, name, center, fields, regions, languages, revoked_at IS NOT NULL"
-                " FROM clerks ORDER BY created_at"
-            ).fetchall()
-        return [_clerk(r[:6], bool(r[6])) for r in rows]
+    async def new_token_for(self, user_id: str) -> str | None:
+        token = new_token()
+        async with self.engine.begin() as conn:
+            res = await conn.execute(users.update().where(users.c.id == user_id, users.c.revoked_at.is_(None))
+                                     .values(token_hash=hash_token(token)))
+        return token if res.rowcount == 1 else None
 
-    # both
+    async def set_password(self, user_id: str, password: str) -> bool:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(users.update().where(users.c.id == user_id)
+                                     .values(password_hash=_hasher.hash(password)))
+            return res.rowcount == 1
 
-    def revoke(self, identity_id: str) -> bool:
-        table = "kiosks" if identity_id.startswith("k-") else "clerks"
-        with self._db() as db:
-            cur = db.execute(
-                f"UPDATE {table} SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (time.time(), identity_id),
-            )
-            return cur.rowcount == 1
+    async def clerk_by_token(self, token: str) -> Clerk | None:
+        q = users.select().where(users.c.token_hash == hash_token(token), users.c.revoked_at.is_(None),
+                                 users.c.role == "clerk")
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return _user(row) if row else None
 
-    def remove_demo(self) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM kiosks WHERE demo = 1")
-            db.execute("DELETE FROM clerks WHERE demo = 1")
+    async def user(self, user_id: str) -> Clerk | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
+        return _user(row) if row else None
 
+    async def authenticate(self, username: str, password: str) -> Clerk | None:
+        """The active user with this username and password, or None (in constant-ish time)."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(users.select().where(users.c.username == username))).first()
+        stored = row._mapping["password_hash"] if row is not None else None
+        try:
+            _hasher.verify(stored or _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None or stored is None or row._mapping["revoked_at"] is not None:
+            return None
+        return _user(row)
 
-def _clerk(row: tuple[str, ...], revoked: bool) -> Clerk:
-    return Clerk(row[0], row[1], row[2], tuple(json.loads(row[3])), tuple(json.loads(row[4])),
-                 tuple(json.loads(row[5])), revoked)
+    async def clerks(self, role: str | None = "clerk") -> list[Clerk]:
+        q = users.select().order_by(users.c.created_at)
+        if role is not None:
+            q = q.where(users.c.role == role)
+        async with self.engine.connect() as conn:
+            return [_user(r) for r in await conn.execute(q)]
+
+    # ------------------------------------------------------------ both
+
+    async def revoke(self, identity_id: str) -> bool:
+        table = kiosks if identity_id.startswith("k-") else users
+        async with self.engine.begin() as conn:
+            res = await conn.execute(table.update().where(table.c.id == identity_id, table.c.revoked_at.is_(None))
+                                     .values(revoked_at=time.time()))
+            return res.rowcount == 1
+
+    async def remove_demo(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(kiosks.delete().where(kiosks.c.demo.is_(True)))
+            await conn.execute(users.delete().where(users.c.demo.is_(True)))

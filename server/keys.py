@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import socketio
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.identities import IdentityStore
+from server.records import Records
 from server.settings import Settings
 from server.switchboard import Switchboard
 
 SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", AsyncEngine)
 IDENTITIES = web.AppKey("identities", IdentityStore)
+RECORDS = web.AppKey("records", Records)
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 SIO = web.AppKey("sio", socketio.AsyncServer)

@@ -103,7 +103,7 @@ class KioskNamespace(_Namespace[Kiosk]):
         }
 
     async def handle_connect(self, sid: str, auth: Any) -> None:
-        kiosk = self.identities.kiosk_by_token(_token(auth))
+        kiosk = await self.identities.kiosk_by_token(_token(auth))
         if kiosk is None:
             raise _refuse("kiosk")
         self.peers[sid] = kiosk
@@ -127,7 +127,7 @@ class ClerkNamespace(_Namespace[Clerk]):
         }
 
     async def handle_connect(self, sid: str, auth: Any) -> None:
-        clerk = self.identities.clerk_by_token(_token(auth))
+        clerk = await self.identities.clerk_by_token(_token(auth))
         if clerk is None:
             raise _refuse("clerk")
         self.peers[sid] = clerk

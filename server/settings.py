@@ -36,6 +36,7 @@ class Settings:
     default_handle_s: float = 300.0
     queue_update_interval_s: float = 1.0
     redis_url: str = ""
+    database_url: str = ""
     languages: list[str] = field(default_factory=lambda: ["zh", "en", "ar"])
     turn_secret: str = ""
     turn_ttl_s: int = 3600
@@ -49,12 +50,16 @@ class Settings:
     stages: tuple[Stage, ...] = (Stage("jurisdiction", 0),)
 
     @property
-    def identities_path(self) -> Path:
-        return self.data_dir / "identities.sqlite3"
+    def db_url(self) -> str:
+        """The records database: ``database_url``, or SQLite under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'records.sqlite3').resolve()}"
 
 
 _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
-            "redis_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s", "ping_timeout_s", "ice_servers")
+            "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
+            "ping_timeout_s", "ice_servers")
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ engine's decisions into emits. The engine itself stays pure (signaling/).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from server.ice import ice_servers_for_call
 from server.identities import Clerk, IdentityStore, Kiosk
+from server.records import Records
 from server.settings import Settings
 from signaling import errors
 from signaling.calls import Call, CallState
@@ -62,13 +64,16 @@ class CallInfo:
     kiosk: Kiosk
     field: str
     language: str
+    case_id: str
     clerk: Clerk | None = None
+    media_reported: set[str] = dataclasses.field(default_factory=set)
 
 
 @dataclass
 class Switchboard:
     settings: Settings
     identities: IdentityStore
+    records: Records
     emit: Emit
     disconnect: Disconnect
     clock: Clock = field(default_factory=SystemClock)
@@ -163,12 +168,11 @@ class Switchboard:
                                  f"offered: {', '.join(self.settings.languages)}")
         if kiosk.id in self.kiosk_calls:
             raise SignalingError(errors.ALREADY_IN_CALL, "this kiosk already has a call waiting or in progress")
-        if not self._field_served(msg.field, msg.language, kiosk.region):
+        if not await self._field_served(msg.field, msg.language, kiosk.region):
             raise SignalingError(errors.FIELD_NOT_SERVED,
                                  f"no clerk serves {msg.field!r} for region {kiosk.region!r}")
         call_id = secrets.token_urlsafe(16)
-        self.calls[call_id] = CallInfo(call_id, kiosk, msg.field, msg.language)
-        self.kiosk_calls[kiosk.id] = call_id
+        await self._open_call(call_id, call_id, kiosk, msg.field, msg.language, None)
         logger.info("call %s requested by kiosk %s (%s, %s, %s)", call_id, kiosk.id, msg.field, msg.language,
                     kiosk.region)
         decisions = self.engine.request_call(call_id, msg.field, msg.language, kiosk.region, self.clock.now())
@@ -201,8 +205,29 @@ class Switchboard:
 
     async def kiosk_media_connected(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
         call = self._kiosk_call(kiosk, msg.call_id)
-        await self._run(self.engine.media_connected(call.id, self.clock.now()))
+        await self._media_connected(call, "visitor", f"kiosk:{kiosk.id}")
         return {}
+
+    async def _media_connected(self, call: Call, side: str, actor: str) -> None:
+        if call.state not in (CallState.CONNECTING, CallState.ACTIVE):
+            raise SignalingError(errors.WRONG_STATE, "the call has not been answered yet")
+        info = self.calls[call.id]
+        if side not in info.media_reported:
+            info.media_reported.add(side)
+            await self.records.call_event(call.id, "media_connected", actor, {"side": side})
+        await self._run(self.engine.media_connected(call.id, self.clock.now()))
+
+    async def _open_call(self, call_id: str, case_id: str, kiosk: Kiosk, field_id: str, language: str,
+                         transferred_from: str | None) -> None:
+        """Commit the call's record and its first event before anything is said about it."""
+        await self.records.open_call({
+            "id": call_id, "case_id": case_id, "kiosk_id": kiosk.id, "field": field_id, "language": language,
+            "region": kiosk.region, "district": self.engine.district_of(kiosk.region), "requested_at": time.time(),
+            "transferred_from": transferred_from,
+        }, actor=f"kiosk:{kiosk.id}", data={"language": language, "kiosk": kiosk.name,
+                                              "transferred_from": transferred_from})
+        self.calls[call_id] = CallInfo(call_id, kiosk, field_id, language, case_id)
+        self.kiosk_calls[kiosk.id] = call_id
 
     # ------------------------------------------------------------ clerk events
 
@@ -239,8 +264,8 @@ class Switchboard:
         return {}
 
     async def clerk_media_connected(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
-        self._clerk_call(clerk, msg.call_id, answered=True)
-        await self._run(self.engine.media_connected(msg.call_id, self.clock.now()))
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        await self._media_connected(call, "clerk", f"clerk:{clerk.id}")
         return {}
 
     # ------------------------------------------------------------ time
@@ -389,11 +414,11 @@ class Switchboard:
             raise SignalingError(errors.WRONG_STATE, f"the call is {call.state}; accept or decline it first")
         return call
 
-    def _field_served(self, field_id: str, language: str, region: str) -> bool:
+    async def _field_served(self, field_id: str, language: str, region: str) -> bool:
         """Could any clerk (online or not) ever take this call, at the widest stage?"""
         last = len(self.settings.stages) - 1
         probe = Call(id="probe", field=field_id, language=language, region=region, requested_at=0.0, seq=0)
-        for clerk in self.identities.clerks():
+        for clerk in await self.identities.clerks():
             if clerk.revoked:
                 continue
             profile = ClerkProfile(clerk.id, frozenset(clerk.fields), frozenset(clerk.languages), clerk.regions)

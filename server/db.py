@@ -1,0 +1,182 @@
+"""Durable records in SQL (SQLAlchemy 2 Core, async).
+
+SQLite under the data directory by default (WAL, synchronous=FULL, so a
+commit survives a killed process); PostgreSQL when ``database_url`` says so.
+The schema is created and upgraded only by the Alembic migrations in
+``server/migrations``; :data:`metadata` mirrors the newest revision.
+
+Times are stored as UTC epoch seconds (float); dates as ISO strings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+metadata = sa.MetaData()
+
+kiosks = sa.Table(
+    "kiosks", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("region", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("demo", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # clerk | admin
+    sa.Column("username", sa.String(100), unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("center", sa.String(200), nullable=False, server_default=""),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("regions", sa.JSON, nullable=False),
+    sa.Column("languages", sa.JSON, nullable=False),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("token_hash", sa.String(64), unique=True),
+    sa.Column("demo", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+calls = sa.Table(
+    "calls", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("case_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kiosk_id", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(32), nullable=False),
+    sa.Column("language", sa.String(16), nullable=False),
+    sa.Column("region", sa.String(200), nullable=False),
+    sa.Column("district", sa.String(200), nullable=False, index=True),
+    sa.Column("requested_at", sa.Float, nullable=False, index=True),
+    sa.Column("answered_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("clerk_id", sa.String(32), index=True),
+    sa.Column("end_reason", sa.String(32)),
+    sa.Column("ended_by", sa.String(16)),
+    sa.Column("transferred_from", sa.String(64)),
+    sa.Column("wrapped_up_at", sa.Float),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(64), index=True),
+    sa.Column("case_id", sa.String(64)),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(32)),
+    sa.Column("region", sa.String(200)),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+chain_head = sa.Table(
+    "chain_head", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+matters = sa.Table(
+    "matters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(64), nullable=False, index=True),
+    sa.Column("case_id", sa.String(64), nullable=False, index=True),
+    sa.Column("clerk_id", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(32), nullable=False),
+    sa.Column("matter_type", sa.String(64), nullable=False),
+    sa.Column("credit_code", sa.String(18)),
+    sa.Column("entity_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("outcome", sa.String(16), nullable=False),  # completed | referred | yet_to_do
+    sa.Column("notes", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+followups = sa.Table(
+    "followups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),  # matter | callback
+    sa.Column("call_id", sa.String(64)),
+    sa.Column("case_id", sa.String(64)),
+    sa.Column("matter_id", sa.Integer),
+    sa.Column("field", sa.String(32), nullable=False),
+    sa.Column("region", sa.String(200), nullable=False),
+    sa.Column("district", sa.String(200), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # simple | general | complex
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("due_date", sa.String(10), nullable=False, index=True),
+    sa.Column("assignee", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_by", sa.String(32)),
+    sa.Column("resolution_note", sa.Text),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+)
+
+ratings = sa.Table(
+    "ratings", metadata,
+    sa.Column("call_id", sa.String(64), primary_key=True),
+    sa.Column("score", sa.String(16), nullable=False),  # satisfied | neutral | dissatisfied
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def make_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+    return engine
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (blocking; run it before serving or in a thread)."""
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)

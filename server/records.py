@@ -1,0 +1,138 @@
+"""The durable, tamper-evident log of every call, and the call records.
+
+Every event carries ``hash = SHA-256(prev_hash, content)`` where ``prev_hash``
+is the hash of the event written just before it (one chain over the whole
+log, so a deleted call shows too). The newest hash and the number of events
+are kept in ``chain_head`` and updated in the same transaction as the insert,
+under a row lock, so concurrent writers (several nodes on PostgreSQL) extend
+the chain one at a time. :meth:`Records.verify` walks the chain and names the
+first broken link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from server.db import calls, chain_head, events
+
+GENESIS = "0" * 64
+
+
+def event_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    body = json.dumps({"prev": prev_hash, **content}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _content(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "call_id": row["call_id"], "case_id": row["case_id"], "at": repr(float(row["at"])), "kind": row["kind"],
+        "actor": row["actor"], "field": row["field"], "region": row["region"], "data": row["data"],
+    }
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    ok: bool
+    checked: int
+    first_bad_id: int | None = None
+    problem: str = ""
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"hash chain intact: {self.checked} events verified"
+        return (f"hash chain BROKEN at event {self.first_bad_id}: {self.problem} "
+                f"({self.checked} events before it are intact)")
+
+
+class Records:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def append(
+        self, conn: AsyncConnection, kind: str, *, actor: str, call_id: str | None = None,
+        case_id: str | None = None, field: str | None = None, region: str | None = None,
+        data: Mapping[str, Any] | None = None, at: float | None = None,
+    ) -> int:
+        """Append one event inside the caller's transaction ``conn``; return its id."""
+        head = (await conn.execute(
+            sa.select(chain_head.c.last_hash, chain_head.c.count).where(chain_head.c.id == 1).with_for_update()
+        )).one()._mapping
+        row = {"call_id": call_id, "case_id": case_id, "at": time.time() if at is None else at, "kind": kind,
+               "actor": actor, "field": field, "region": region, "data": dict(data or {})}
+        digest = event_hash(head["last_hash"], _content(row))
+        result = await conn.execute(events.insert().values(**row, prev_hash=head["last_hash"], hash=digest))
+        await conn.execute(chain_head.update().where(chain_head.c.id == 1)
+                           .values(last_hash=digest, count=head["count"] + 1))
+        pk = result.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    async def log(self, kind: str, **kw: Any) -> int:
+        """Append one event in a transaction of its own, committed when this returns."""
+        async with self.engine.begin() as conn:
+            return await self.append(conn, kind, **kw)
+
+    async def open_call(self, values: Mapping[str, Any], actor: str, data: Mapping[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(calls.insert().values(**values))
+            await self.append(conn, "requested", actor=actor, call_id=values["id"], case_id=values["case_id"],
+                              field=values["field"], region=values["region"], data=data,
+                              at=values["requested_at"])
+
+    async def call_event(self, call_id: str, kind: str, actor: str, data: Mapping[str, Any] | None = None,
+                         update: Mapping[str, Any] | None = None) -> None:
+        """Log an event of a call (taking its case, field and region) and optionally update its row."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(calls.c.case_id, calls.c.field, calls.c.region)
+                                      .where(calls.c.id == call_id))).first()
+            if row is None:
+                raise KeyError(f"no call record {call_id}")
+            if update:
+                await conn.execute(calls.update().where(calls.c.id == call_id).values(**update))
+            await self.append(conn, kind, actor=actor, call_id=call_id, case_id=row.case_id, field=row.field,
+                              region=row.region, data=data)
+
+    async def call(self, call_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(calls.select().where(calls.c.id == call_id))).first()
+        return dict(row._mapping) if row else None
+
+    async def timeline(self, call_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(events.select().where(events.c.call_id == call_id).order_by(events.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    async def verify(self, batch: int = 5000) -> ChainStatus:
+        prev = GENESIS
+        checked = 0
+        last_id = 0
+        async with self.engine.connect() as conn:
+            while True:
+                rows = (await conn.execute(events.select().where(events.c.id > last_id)
+                                           .order_by(events.c.id).limit(batch))).all()
+                if not rows:
+                    break
+                for r in rows:
+                    m = r._mapping
+                    if m["prev_hash"] != prev:
+                        return ChainStatus(False, checked, m["id"], "it does not follow the event before it "
+                                           "(an event was removed, inserted or reordered)")
+                    if event_hash(prev, _content(dict(m))) != m["hash"]:
+                        return ChainStatus(False, checked, m["id"], "its content does not match its hash "
+                                           "(the event was altered)")
+                    prev = m["hash"]
+                    checked += 1
+                    last_id = m["id"]
+            head = (await conn.execute(sa.select(chain_head).where(chain_head.c.id == 1))).one()._mapping
+        if head["last_hash"] != prev or head["count"] != checked:
+            return ChainStatus(False, checked, None, f"the log ends at {checked} events but {head['count']} were "
+                               "written (events were removed from the end)")
+        return ChainStatus(True, checked)
