@@ -100,7 +100,7 @@ class Harness:
         return self.server.app[IDENTITIES]
 
     async def kiosk(self, region: str = "sh/jiading/xincheng/park-3", name: str = "Kiosk") -> Peer:
-        _, token = self.identities.add_kiosk(name, region)
+        _, token = await self.identities.add_kiosk(name, region)
         peer = Peer(self.url, "/kiosk", token)
         await peer.connect()
         await peer.next("welcome")
@@ -111,7 +111,7 @@ class Harness:
         self, fields: str = "tax", regions: str = "sh/jiading", languages: str = "zh,en",
         name: str = "Clerk", available: bool = True,
     ) -> Peer:
-        _, token = self.identities.add_clerk(name, fields.split(","), regions.split(","), languages.split(","),
+        _, token = await self.identities.add_clerk(name, fields.split(","), regions.split(","), languages.split(","),
                                              center="Jiading center")
         peer = Peer(self.url, "/clerk", token)
         await peer.connect()

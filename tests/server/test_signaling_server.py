@@ -42,15 +42,15 @@ async def test_refuses_missing_and_unknown_tokens(harness: Harness) -> None:
 
 
 async def test_revoked_kiosk_cannot_connect(harness: Harness) -> None:
-    kiosk, token = harness.identities.add_kiosk("K", JIADING_PARK)
-    assert harness.identities.revoke(kiosk.id)
+    kiosk, token = await harness.identities.add_kiosk("K", JIADING_PARK)
+    assert await harness.identities.revoke(kiosk.id)
     peer = Peer(harness.url, "/kiosk", token)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await peer.connect()
 
 
 async def test_welcome_names_kiosk_region_and_fields(harness: Harness) -> None:
-    _, token = harness.identities.add_kiosk("Science Park window", JIADING_PARK)
+    _, token = await harness.identities.add_kiosk("Science Park window", JIADING_PARK)
     peer = Peer(harness.url, "/kiosk", token)
     await peer.connect()
     welcome = await peer.next("welcome")
@@ -324,7 +324,7 @@ async def test_queue_positions_update_when_someone_leaves(harness: Harness) -> N
 
 
 async def test_estimated_wait_is_null_without_clerks_online(harness: Harness) -> None:
-    _, token = harness.identities.add_clerk("Offline", ["tax"], ["sh/jiading"], ["en"])
+    _, token = await harness.identities.add_clerk("Offline", ["tax"], ["sh/jiading"], ["en"])
     kiosk = await harness.kiosk()
     ack = await kiosk.ok("request_call", {"field": "tax", "language": "en"})
     assert ack["state"] == "queued" and ack["estimated_wait_s"] is None
@@ -336,7 +336,7 @@ async def test_estimated_wait_is_null_without_clerks_online(harness: Harness) ->
 
 
 async def test_second_connection_of_a_clerk_replaces_the_first(harness: Harness) -> None:
-    _, token = harness.identities.add_clerk("Twice", ["tax"], ["sh/jiading"], ["en"])
+    _, token = await harness.identities.add_clerk("Twice", ["tax"], ["sh/jiading"], ["en"])
     first = Peer(harness.url, "/clerk", token)
     dropped = asyncio.Event()
     first.sio.on("disconnect", lambda *_: dropped.set(), namespace="/clerk")
