@@ -11,7 +11,8 @@ import jinja2
 import socketio
 from aiohttp import web
 
-from server import db
+from server import auth, db
+from server.auth import session_middleware
 from server.db import make_engine
 from server.identities import IdentityStore
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
@@ -26,7 +27,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[security_headers])
+    app = web.Application(middlewares=[security_headers, session_middleware])
     app[SETTINGS] = settings
     engine = make_engine(settings.db_url)
     app[DB] = engine
@@ -61,6 +62,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[auth.context_processor],
     )
     setup_routes(app)
 

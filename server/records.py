@@ -110,6 +110,21 @@ class Records:
             rows = await conn.execute(events.select().where(events.c.call_id == call_id).order_by(events.c.id))
             return [dict(r._mapping) for r in rows]
 
+    async def verify_call(self, call_id: str) -> ChainStatus:
+        """Check one call's events: each matches its hash and follows the event before it in the chain."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(events.select().where(events.c.call_id == call_id)
+                                       .order_by(events.c.id))).all()
+            for n, r in enumerate(rows):
+                m = dict(r._mapping)
+                if event_hash(m["prev_hash"], _content(m)) != m["hash"]:
+                    return ChainStatus(False, n, m["id"], "its content does not match its hash (the event was altered)")
+                before = (await conn.execute(sa.select(events.c.hash).where(events.c.id < m["id"])
+                                             .order_by(events.c.id.desc()).limit(1))).scalar()
+                if (before or GENESIS) != m["prev_hash"]:
+                    return ChainStatus(False, n, m["id"], "it does not follow the event before it in the log")
+        return ChainStatus(True, len(rows))
+
     async def verify(self, batch: int = 5000) -> ChainStatus:
         prev = GENESIS
         checked = 0

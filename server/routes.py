@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import views
+from server import auth, views
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "client" / "static"
 
@@ -18,4 +18,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/catalog", views.catalog, name="catalog")
     app.router.add_get("/healthz", views.healthz, name="healthz")
     app.router.add_get("/docs/protocol", views.protocol, name="protocol")
+    app.router.add_get("/login", auth.login_page, name="login")
+    app.router.add_post("/login", auth.login)
+    app.router.add_post("/logout", auth.logout, name="logout")
     app.router.add_static("/static/", STATIC_DIR, name="static")
