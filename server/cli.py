@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     cr = clerk.add_parser("revoke", help="revoke a clerk's token")
     cr.add_argument("id")
 
+    records = sub.add_parser("records", help="the durable records").add_subparsers(dest="action", required=True)
+    records.add_parser("verify", help="walk the hash chain of the event log; exit 1 naming the first broken link")
+    dbp = sub.add_parser("db", help="the records database schema").add_subparsers(dest="action", required=True)
+    dbp.add_parser("upgrade", help="apply every migration (serve does this at start)")
+    dd = dbp.add_parser("downgrade", help="undo migrations down to a revision")
+    dd.add_argument("revision", help="e.g. 0001 or base")
+
     user = sub.add_parser("user", help="manage people who log in").add_subparsers(dest="action", required=True)
     ua = user.add_parser("add", help="add a login (asks for the password)")
     ua.add_argument("--role", choices=["admin", "clerk"], default="admin")
@@ -183,6 +190,28 @@ async def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_records(args: argparse.Namespace, settings: Settings) -> int:
+    from server.records import Records
+
+    engine, _ = await _store(settings)
+    try:
+        status = await Records(engine).verify()
+    finally:
+        await engine.dispose()
+    print(status.describe())
+    return 0 if status.ok else 1
+
+
+async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "upgrade":
+        await asyncio.to_thread(db.upgrade, settings.db_url)
+        print("database schema is up to date")
+    else:
+        await asyncio.to_thread(db.downgrade, settings.db_url, args.revision)
+        print(f"database schema downgraded to {args.revision}")
+    return 0
+
+
 async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) -> None:
     from aiohttp import web
 
@@ -246,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("server.switchboard").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)
         logging.getLogger("aioice").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "bot":
         return asyncio.run(_bot(args))
     overrides: dict[str, object] = {}
@@ -261,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    commands = {"kiosk": cmd_kiosk, "clerk": cmd_clerk, "user": cmd_user}
+    commands = {"kiosk": cmd_kiosk, "clerk": cmd_clerk, "user": cmd_user, "records": cmd_records, "db": cmd_db}
     if args.command in commands:
         return asyncio.run(commands[args.command](args, settings))
     config_dir = args.config or settings.config_dir

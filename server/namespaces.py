@@ -100,6 +100,8 @@ class KioskNamespace(_Namespace[Kiosk]):
             "hangup": (messages.CallRef, sb.kiosk_hangup),
             "signal": (messages.Signal, sb.kiosk_signal),
             "media_connected": (messages.CallRef, sb.kiosk_media_connected),
+            "rate": (messages.Rate, sb.rate),
+            "request_callback": (messages.CallbackRequest, sb.request_callback),
         }
 
     async def handle_connect(self, sid: str, auth: Any) -> None:
@@ -124,6 +126,8 @@ class ClerkNamespace(_Namespace[Clerk]):
             "hangup": (messages.CallRef, sb.clerk_hangup),
             "signal": (messages.Signal, sb.clerk_signal),
             "media_connected": (messages.CallRef, sb.clerk_media_connected),
+            "wrap_up": (messages.WrapUp, sb.wrap_up),
+            "transfer": (messages.Transfer, sb.transfer),
         }
 
     async def handle_connect(self, sid: str, auth: Any) -> None:

@@ -8,16 +8,19 @@ Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signaling.catalog import Catalog, MatterType, ServiceField
 from signaling.regions import RegionTree
 from signaling.routing import Stage, validate_stages
+from signaling.workdays import CalendarError, WorkCalendar
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "VWINDOW_"
@@ -43,11 +46,36 @@ class Settings:
     ping_interval_s: float = 10.0
     ping_timeout_s: float = 5.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    wrapup_timeout_s: float = 180.0
+    service_hours: str = ""
+    timezone: str = "Asia/Shanghai"
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
     catalog: Catalog = field(default_factory=lambda: Catalog([ServiceField("x", {}, ())]))
     stages: tuple[Stage, ...] = (Stage("jurisdiction", 0),)
+    calendar: WorkCalendar = field(default_factory=lambda: WorkCalendar.from_toml_dict({"years": {}}))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def open_hours(self) -> tuple[dt.time, dt.time] | None:
+        """Service hours as (start, end) local times, or None when always open."""
+        if not self.service_hours:
+            return None
+        start, _, end = self.service_hours.partition("-")
+        return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
+
+    def is_open(self, when: dt.datetime) -> bool:
+        """Whether ``when`` (aware) falls in service hours on a working day."""
+        hours = self.open_hours()
+        if hours is None:
+            return True
+        local = when.astimezone(self.tz)
+        if self.calendar.covers(local.year) and not self.calendar.is_workday(local.date()):
+            return False
+        return hours[0] <= local.time() < hours[1]
 
     @property
     def db_url(self) -> str:
@@ -59,7 +87,7 @@ class Settings:
 
 _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
             "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
-            "ping_timeout_s", "ice_servers")
+            "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -148,6 +176,10 @@ def load_settings(
         regions = RegionTree.build(regions_data.get("levels", []), regions_data.get("regions", {}))
     except ValueError as exc:
         raise SettingsError(f"regions.toml: {exc}") from None
+    try:
+        calendar = WorkCalendar.from_toml_dict(_read(cdir / "calendar.toml"))
+    except CalendarError as exc:
+        raise SettingsError(f"calendar.toml: {exc}") from None
     settings = dataclasses.replace(
         base,
         **values,
@@ -155,7 +187,13 @@ def load_settings(
         regions=regions,
         catalog=_catalog(_read(cdir / "fields.toml")),
         stages=_stages(_read(cdir / "routing.toml"), regions),
+        calendar=calendar,
     )
+    try:
+        _ = settings.tz
+        settings.open_hours()
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"timezone / service_hours: {exc}") from None
     if not settings.languages:
         raise SettingsError("languages: at least one language is needed")
     return settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import secrets
 import time
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from server.casework import CaseWork
 from server.ice import ice_servers_for_call
 from server.identities import Clerk, IdentityStore, Kiosk
 from server.records import Records
@@ -24,6 +26,7 @@ from signaling import errors
 from signaling.calls import Call, CallState
 from signaling.decisions import (
     CallEnded,
+    ClerkStatus,
     ClerkStatusChanged,
     Decision,
     EndReason,
@@ -35,7 +38,17 @@ from signaling.decisions import (
     StageWidened,
 )
 from signaling.errors import SignalingError
-from signaling.messages import CallRef, RequestCall, SetStatus, Signal, to_builtins
+from signaling.messages import (
+    CallbackRequest,
+    CallRef,
+    Rate,
+    RequestCall,
+    SetStatus,
+    Signal,
+    Transfer,
+    WrapUp,
+    to_builtins,
+)
 from signaling.routing import ClerkProfile, RoutingEngine, eligible
 
 logger = logging.getLogger(__name__)
@@ -80,7 +93,10 @@ class Switchboard:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.engine = RoutingEngine(s.regions, s.stages, s.ring_timeout_s, s.default_handle_s)
+        self.engine = RoutingEngine(s.regions, s.stages, s.ring_timeout_s, s.default_handle_s, s.wrapup_timeout_s)
+        self.casework = CaseWork(s, self.records.engine, self.records)
+        self.wrapup_calls: dict[str, str] = {}  # clerk id -> the call they are wrapping up
+        self._transfers: dict[str, dict[str, str]] = {}  # old call id -> {call_id, field} it went on to
         self.kiosk_sids: dict[str, str] = {}  # kiosk id -> sid
         self.clerk_sids: dict[str, str] = {}
         self.sid_kiosks: dict[str, Kiosk] = {}
@@ -144,6 +160,7 @@ class Switchboard:
                       "regions": list(clerk.regions), "languages": list(clerk.languages)},
             "status": self.engine.clerks[clerk.id].status.value,
             "ring_timeout_s": self.settings.ring_timeout_s,
+            "wrapup_timeout_s": self.settings.wrapup_timeout_s,
             "fields": self.settings.catalog.as_dicts(),
         }, sid, CLERK_NS))
         await self._run(decisions)
@@ -168,6 +185,9 @@ class Switchboard:
                                  f"offered: {', '.join(self.settings.languages)}")
         if kiosk.id in self.kiosk_calls:
             raise SignalingError(errors.ALREADY_IN_CALL, "this kiosk already has a call waiting or in progress")
+        if not self.settings.is_open(datetime.datetime.now(datetime.UTC)):
+            raise SignalingError(errors.OUTSIDE_SERVICE_HOURS, f"the service is open {self.settings.service_hours} "
+                                 "on working days; leave a callback request instead")
         if not await self._field_served(msg.field, msg.language, kiosk.region):
             raise SignalingError(errors.FIELD_NOT_SERVED,
                                  f"no clerk serves {msg.field!r} for region {kiosk.region!r}")
@@ -207,6 +227,12 @@ class Switchboard:
         call = self._kiosk_call(kiosk, msg.call_id)
         await self._media_connected(call, "visitor", f"kiosk:{kiosk.id}")
         return {}
+
+    async def rate(self, kiosk: Kiosk, msg: Rate) -> dict[str, Any]:
+        return await self.casework.rate(kiosk, msg)
+
+    async def request_callback(self, kiosk: Kiosk, msg: CallbackRequest) -> dict[str, Any]:
+        return await self.casework.request_callback(kiosk, msg, self.engine.district_of(kiosk.region))
 
     async def _media_connected(self, call: Call, side: str, actor: str) -> None:
         if call.state not in (CallState.CONNECTING, CallState.ACTIVE):
@@ -262,6 +288,34 @@ class Switchboard:
         if sid is not None:
             await self.emit("signal", to_builtins(msg), sid, KIOSK_NS)
         return {}
+
+    async def wrap_up(self, clerk: Clerk, msg: WrapUp) -> dict[str, Any]:
+        result = await self.casework.wrap_up(clerk, msg)
+        if self.wrapup_calls.get(clerk.id) == msg.call_id:
+            del self.wrapup_calls[clerk.id]
+            if clerk.id in self.engine.clerks:
+                await self._run(self.engine.finish_wrapup(clerk.id, self.clock.now()))
+        return result
+
+    async def transfer(self, clerk: Clerk, msg: Transfer) -> dict[str, Any]:
+        """Hand the visitor on to another service field within the same case, to the front of its queue."""
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        info = self.calls[call.id]
+        if msg.field not in self.settings.catalog:
+            raise SignalingError(errors.UNKNOWN_FIELD, f"unknown service field {msg.field!r}")
+        if msg.field == call.field:
+            raise SignalingError(errors.WRONG_STATE, "the visitor is already in this service field")
+        if not await self._field_served(msg.field, call.language, call.region):
+            raise SignalingError(errors.FIELD_NOT_SERVED, f"no clerk serves {msg.field!r} for this region")
+        new_id = secrets.token_urlsafe(16)
+        await self.records.call_event(call.id, "transferred", f"clerk:{clerk.id}",
+                                      {"to_field": msg.field, "new_call_id": new_id})
+        await self._open_call(new_id, info.case_id, info.kiosk, msg.field, call.language, call.id)
+        self._transfers[call.id] = {"call_id": new_id, "field": msg.field}
+        now = self.clock.now()
+        await self._run(self.engine.end_call(call.id, now, EndReason.TRANSFERRED, "clerk"))
+        await self._run(self.engine.request_call(new_id, msg.field, call.language, call.region, now, priority=2))
+        return {"new_call_id": new_id, "case_id": info.case_id}
 
     async def clerk_media_connected(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
         call = self._clerk_call(clerk, msg.call_id, answered=True)
@@ -320,8 +374,33 @@ class Switchboard:
         if sid is not None:
             await self.emit(event, data, sid, CLERK_NS)
 
+    async def _record(self, d: Decision) -> None:
+        """Write the decision to the call's durable event log (committed before anyone is told)."""
+        match d:
+            case Ring(call_id=call_id, clerk_id=clerk_id, ring=ring):
+                await self.records.call_event(call_id, "rung", "system", {"clerk_id": clerk_id, "ring": ring})
+            case RingEnded(call_id=call_id, clerk_id=clerk_id, reason=reason):
+                kind = {"timeout": "missed", "declined": "declined"}.get(reason.value, "ring_withdrawn")
+                actor = f"clerk:{clerk_id}" if kind == "declined" else "system"
+                await self.records.call_event(call_id, kind, actor, {"clerk_id": clerk_id, "reason": reason.value})
+            case Queued(call_id=call_id):
+                await self.records.call_event(call_id, "queued", "system", {
+                    "position": d.position, "estimated_wait_s": d.estimated_wait_s, "reason": d.reason})
+            case StageWidened(call_id=call_id, stage=stage, name=name):
+                await self.records.call_event(call_id, "stage_widened", "system", {"stage": stage, "name": name})
+            case Matched(call_id=call_id, clerk_id=clerk_id):
+                await self.records.call_event(call_id, "accepted", f"clerk:{clerk_id}", {"clerk_id": clerk_id},
+                                              update={"answered_at": time.time(), "clerk_id": clerk_id})
+            case CallEnded(call_id=call_id, clerk_id=clerk_id, reason=reason, by=by):
+                await self.records.call_event(call_id, "ended", by, {"reason": reason.value, "clerk_id": clerk_id},
+                                              update={"ended_at": time.time(), "end_reason": reason.value,
+                                                      "ended_by": by})
+            case _:
+                pass
+
     async def _apply(self, d: Decision) -> None:
         logger.info("decision %s", d)
+        await self._record(d)
         match d:
             case Ring(call_id=call_id, clerk_id=clerk_id, deadline=deadline, ring=ring):
                 info = self.calls[call_id]
@@ -349,10 +428,15 @@ class Switchboard:
             case Matched(call_id=call_id, clerk_id=clerk_id):
                 await self._matched(call_id, clerk_id)
             case CallEnded(call_id=call_id, clerk_id=clerk_id):
-                payload = {"call_id": call_id, "reason": d.reason.value, "by": d.by}
-                await self._to_kiosk(call_id, "call_ended", payload)
+                payload: dict[str, Any] = {"call_id": call_id, "reason": d.reason.value, "by": d.by}
+                nxt = self._transfers.pop(call_id, None)
+                await self._to_kiosk(call_id, "call_ended", {**payload, "transferred_to": nxt} if nxt else payload)
                 if clerk_id is not None:
-                    await self._to_clerk(clerk_id, "call_ended", payload)
+                    clerk_state = self.engine.clerks.get(clerk_id)
+                    wrap_up = clerk_state is not None and clerk_state.status is ClerkStatus.WRAP_UP
+                    if wrap_up:
+                        self.wrapup_calls[clerk_id] = call_id
+                    await self._to_clerk(clerk_id, "call_ended", {**payload, "wrap_up": wrap_up})
                 ended = self.calls.pop(call_id) if call_id in self.calls else None
                 if ended is not None and self.kiosk_calls.get(ended.kiosk.id) == call_id:
                     del self.kiosk_calls[ended.kiosk.id]

@@ -11,6 +11,7 @@ class ClerkStatus(enum.StrEnum):
     AVAILABLE = "available"
     RINGING = "ringing"
     BUSY = "busy"
+    WRAP_UP = "wrap_up"  # logging the matters of the call just ended; not offered calls
 
 
 class EndReason(enum.StrEnum):
@@ -18,6 +19,7 @@ class EndReason(enum.StrEnum):
     CANCELLED = "cancelled"  # the visitor gave up while waiting
     VISITOR_DISCONNECTED = "visitor_disconnected"
     CLERK_DISCONNECTED = "clerk_disconnected"
+    TRANSFERRED = "transferred"  # handed on to another service field within the same case
 
 
 class RingEndReason(enum.StrEnum):

@@ -57,6 +57,51 @@ class SetStatus(_Message):
     status: Literal["available", "away"]
 
 
+Outcome = Literal["completed", "referred", "yet_to_do"]
+FollowUpKind = Literal["simple", "general", "complex"]
+
+
+class MatterIn(_Message):
+    matter_type: Short
+    outcome: Outcome
+    credit_code: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    entity_name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    notes: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    followup: FollowUpKind | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome == "yet_to_do" and self.followup is None:
+            raise ValueError("a yet-to-do matter needs `followup`: simple, general or complex")
+        if self.outcome != "yet_to_do" and self.followup is not None:
+            raise ValueError("only a yet-to-do matter takes `followup`")
+
+
+class WrapUp(_Message):
+    call_id: Id
+    matters: Annotated[list[MatterIn], msgspec.Meta(min_length=1, max_length=20)]
+
+
+class Transfer(_Message):
+    call_id: Id
+    field: Short
+
+
+class Rate(_Message):
+    call_id: Id
+    score: Literal["satisfied", "neutral", "dissatisfied"]
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 \-]{4,19}$")]
+
+
+class CallbackRequest(_Message):
+    field: Short
+    language: Short
+    phone: Phone
+    description: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
 T = TypeVar("T", bound=_Message)
 
 

@@ -93,6 +93,7 @@ class ClerkState:
     seq: int
     idle_since: float = 0.0
     call_id: str | None = None  # the call ringing or in progress
+    wrapup_until: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -157,6 +158,7 @@ class RoutingEngine:
     stages: tuple[Stage, ...]
     ring_timeout_s: float = 20.0
     default_handle_s: float = 300.0
+    wrapup_s: float = 0.0  # after an answered call the clerk wraps up this long at most (0: no wrap-up)
     calls: dict[str, Call] = field(default_factory=dict)
     clerks: dict[str, ClerkState] = field(default_factory=dict)
 
@@ -171,6 +173,7 @@ class RoutingEngine:
         self._rings: list[tuple[float, str, str]] = []  # (deadline, call, clerk), lazily pruned
         self._ring_deadline: dict[str, float] = {}
         self._widen: list[tuple[float, str, int]] = []  # (when, call, stage), lazily pruned
+        self._wrapups: list[tuple[float, str]] = []  # (deadline, clerk), lazily pruned
         self._handle_s: dict[str, float] = {}
         self._online: Counter[tuple[str, str, str]] = Counter()
         self._district_depth = min(2, len(self.regions.levels))
@@ -213,8 +216,19 @@ class RoutingEngine:
         out: list[Decision] = []
         if clerk.status is ClerkStatus.AWAY:
             self._make_available(clerk, now, out)
+        elif clerk.status is ClerkStatus.WRAP_UP:
+            raise errors.SignalingError(errors.WRONG_STATE, "finish the wrap-up of your last call first")
         elif clerk.status is not ClerkStatus.AVAILABLE:
             raise errors.SignalingError(errors.WRONG_STATE, f"clerk is {clerk.status}, not away")
+        return out
+
+    def finish_wrapup(self, clerk_id: str, now: float) -> list[Decision]:
+        """The clerk has logged the last call's matters: offer calls again (no-op if not wrapping up)."""
+        clerk = self._clerk(clerk_id)
+        out: list[Decision] = []
+        if clerk.status is ClerkStatus.WRAP_UP:
+            clerk.wrapup_until = None
+            self._make_available(clerk, now, out)
         return out
 
     def set_away(self, clerk_id: str, now: float) -> list[Decision]:
@@ -230,6 +244,9 @@ class RoutingEngine:
             self._requeue(call, now, out, reason="")
         elif clerk.status is ClerkStatus.AVAILABLE:
             self._unidle(clerk)
+            self._set_status(clerk, ClerkStatus.AWAY, out, "")
+        elif clerk.status is ClerkStatus.WRAP_UP:
+            clerk.wrapup_until = None
             self._set_status(clerk, ClerkStatus.AWAY, out, "")
         elif clerk.status is ClerkStatus.BUSY:
             raise errors.SignalingError(errors.WRONG_STATE, "finish the call in progress first")
@@ -305,14 +322,19 @@ class RoutingEngine:
         out.append(CallEnded(call_id, call.clerk_id, reason, by))
         if clerk is not None:
             clerk.call_id = None
-            self._make_available(clerk, now, out)
+            if call.accepted_at is not None and self.wrapup_s > 0:
+                clerk.wrapup_until = now + self.wrapup_s
+                heapq.heappush(self._wrapups, (clerk.wrapup_until, clerk.profile.id))
+                self._set_status(clerk, ClerkStatus.WRAP_UP, out, "")
+            else:
+                self._make_available(clerk, now, out)
         return out
 
     # ------------------------------------------------------------------ time
 
     def next_deadline(self) -> float | None:
         self._prune()
-        heads = [h[0][0] for h in (self._rings, self._widen) if h]
+        heads = [h[0][0] for h in (self._rings, self._widen, self._wrapups) if h]
         return min(heads) if heads else None
 
     def tick(self, now: float) -> list[Decision]:
@@ -322,9 +344,15 @@ class RoutingEngine:
             self._prune()
             ring_at = self._rings[0][0] if self._rings else math.inf
             widen_at = self._widen[0][0] if self._widen else math.inf
-            if min(ring_at, widen_at) > now:
+            wrapup_at = self._wrapups[0][0] if self._wrapups else math.inf
+            if min(ring_at, widen_at, wrapup_at) > now:
                 return out
-            if ring_at <= widen_at:
+            if wrapup_at < min(ring_at, widen_at):
+                _, clerk_id = heapq.heappop(self._wrapups)
+                clerk = self.clerks[clerk_id]
+                clerk.wrapup_until = None
+                self._make_available(clerk, now, out, reason="wrapup_timeout")
+            elif ring_at <= widen_at:
                 _, call_id, clerk_id = heapq.heappop(self._rings)
                 self._ring_timeout(self.calls[call_id], self.clerks[clerk_id], now, out)
             else:
@@ -421,8 +449,8 @@ class RoutingEngine:
                     keys.update(("inside", f, a, lang) for a in self.regions.ancestors(c))
         return list(keys)
 
-    def _make_available(self, clerk: ClerkState, now: float, out: list[Decision]) -> None:
-        self._set_status(clerk, ClerkStatus.AVAILABLE, out, "")
+    def _make_available(self, clerk: ClerkState, now: float, out: list[Decision], reason: str = "") -> None:
+        self._set_status(clerk, ClerkStatus.AVAILABLE, out, reason)
         clerk.idle_since = now
         keys = self._clerk_index_keys(clerk.profile)
         self._clerk_keys[clerk.profile.id] = keys
@@ -587,3 +615,10 @@ class RoutingEngine:
             if call is not None and call.stage < stage:
                 break
             heapq.heappop(widen)
+        wrapups = self._wrapups
+        while wrapups:
+            deadline, clerk_id = wrapups[0]
+            clerk = self.clerks.get(clerk_id)
+            if clerk is not None and clerk.status is ClerkStatus.WRAP_UP and clerk.wrapup_until == deadline:
+                break
+            heapq.heappop(wrapups)

@@ -18,8 +18,8 @@ async def place_call(kiosk: Peer, field: str = "tax", language: str = "en") -> s
     return str(ack["call_id"])
 
 
-async def connect_call(kiosk: Peer, clerk: Peer) -> str:
-    call_id = await place_call(kiosk)
+async def connect_call(kiosk: Peer, clerk: Peer, field: str = "tax") -> str:
+    call_id = await place_call(kiosk, field)
     ring = await clerk.next("ring")
     assert ring["call_id"] == call_id
     await clerk.ok("accept", {"call_id": call_id})
@@ -88,10 +88,9 @@ async def test_full_call_relays_signals_and_hangs_up(harness: Harness) -> None:
     await kiosk.ok("media_connected", {"call_id": call_id})
     await clerk.ok("media_connected", {"call_id": call_id})
     await clerk.ok("hangup", {"call_id": call_id})
-    for peer in (kiosk, clerk):
-        ended = await peer.next("call_ended")
-        assert ended == {"call_id": call_id, "reason": "hangup", "by": "clerk"}
-    await clerk.next_where("status", lambda s: s["status"] == "available")
+    assert await kiosk.next("call_ended") == {"call_id": call_id, "reason": "hangup", "by": "clerk"}
+    assert await clerk.next("call_ended") == {"call_id": call_id, "reason": "hangup", "by": "clerk", "wrap_up": True}
+    await clerk.next_where("status", lambda s: s["status"] == "wrap_up")
     # the call is gone: signalling in it is refused
     bad = await kiosk.call("signal", offer)
     assert bad["error"]["code"] == "no_such_call"
@@ -192,8 +191,8 @@ async def test_visitor_disconnect_ends_call(harness: Harness) -> None:
     call_id = await connect_call(kiosk, clerk)
     await kiosk.close()
     ended = await clerk.next("call_ended")
-    assert ended == {"call_id": call_id, "reason": "visitor_disconnected", "by": "visitor"}
-    await clerk.next_where("status", lambda s: s["status"] == "available")
+    assert ended == {"call_id": call_id, "reason": "visitor_disconnected", "by": "visitor", "wrap_up": True}
+    await clerk.next_where("status", lambda s: s["status"] == "wrap_up")
 
 
 async def test_clerk_disconnect_requeues_visitor_with_priority(harness: Harness) -> None:
