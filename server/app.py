@@ -14,7 +14,7 @@ from aiohttp import web
 from server import auth, db
 from server.auth import session_middleware
 from server.db import make_engine
-from server.identities import IdentityStore
+from server.identities import Clerk, IdentityStore
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
 from server.namespaces import ClerkNamespace, KioskNamespace
@@ -56,7 +56,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock())
     app[SWITCHBOARD] = switchboard
     sio.register_namespace(KioskNamespace(switchboard, identities))
-    sio.register_namespace(ClerkNamespace(switchboard, identities))
+    async def session_user(cookie: str | None) -> Clerk | None:
+        found = await auth.user_from_cookie(app, cookie)
+        return found[0] if found else None
+
+    sio.register_namespace(ClerkNamespace(switchboard, identities, session_user))
 
     aiohttp_jinja2.setup(
         app,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Generic, TypeVar
 
 import socketio
 
+from server.auth import SESSION_COOKIE
 from server.identities import Clerk, IdentityStore, Kiosk
 from server.switchboard import CLERK_NS, KIOSK_NS, Switchboard
 from signaling import errors, messages
@@ -53,7 +55,7 @@ class _Namespace(socketio.AsyncNamespace, Generic[P]):  # type: ignore[misc]
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event == "connect":
-            return await self.handle_connect(args[0], args[2] if len(args) > 2 else None)
+            return await self.handle_connect(args[0], args[2] if len(args) > 2 else None, args[1])
         if event == "disconnect":
             peer = self.peers.pop(args[0], None)
             if peer is not None:
@@ -83,7 +85,7 @@ class _Namespace(socketio.AsyncNamespace, Generic[P]):  # type: ignore[misc]
             return error_ack(errors.INTERNAL, "the server failed to handle this event; it had no effect")
         return {"ok": True, **result}
 
-    async def handle_connect(self, sid: str, auth: Any) -> None:
+    async def handle_connect(self, sid: str, auth: Any, environ: Any = None) -> None:
         raise NotImplementedError
 
     async def handle_disconnect(self, sid: str) -> None:
@@ -104,7 +106,7 @@ class KioskNamespace(_Namespace[Kiosk]):
             "request_callback": (messages.CallbackRequest, sb.request_callback),
         }
 
-    async def handle_connect(self, sid: str, auth: Any) -> None:
+    async def handle_connect(self, sid: str, auth: Any, environ: Any = None) -> None:
         kiosk = await self.identities.kiosk_by_token(_token(auth))
         if kiosk is None:
             raise _refuse("kiosk")
@@ -115,9 +117,26 @@ class KioskNamespace(_Namespace[Kiosk]):
         await self.switchboard.kiosk_disconnected(sid)
 
 
+SessionLookup = Callable[[str | None], Awaitable[Clerk | None]]
+
+
+def _cookie(environ: Any, name: str) -> str | None:
+    raw = environ.get("HTTP_COOKIE", "") if isinstance(environ, dict) else ""
+    jar = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel else None
+
+
 class ClerkNamespace(_Namespace[Clerk]):
-    def __init__(self, switchboard: Switchboard, identities: IdentityStore) -> None:
+    """Clerks connect with their token (bots, provisioned consoles) or their login session cookie."""
+
+    def __init__(self, switchboard: Switchboard, identities: IdentityStore, session_user: SessionLookup) -> None:
         super().__init__(CLERK_NS, switchboard, identities)
+        self.session_user = session_user
         sb = switchboard
         self.events = {
             "set_status": (messages.SetStatus, sb.set_status),
@@ -130,8 +149,15 @@ class ClerkNamespace(_Namespace[Clerk]):
             "transfer": (messages.Transfer, sb.transfer),
         }
 
-    async def handle_connect(self, sid: str, auth: Any) -> None:
-        clerk = await self.identities.clerk_by_token(_token(auth))
+    async def handle_connect(self, sid: str, auth: Any, environ: Any = None) -> None:
+        if isinstance(auth, dict) and auth.get("token"):
+            clerk = await self.identities.clerk_by_token(_token(auth))
+        else:
+            clerk = await self.session_user(_cookie(environ, SESSION_COOKIE))
+            if clerk is None:
+                _token(auth)  # neither a token nor a login: say how to connect
+            elif clerk.role != "clerk":
+                raise _refuse("clerk")
         if clerk is None:
             raise _refuse("clerk")
         self.peers[sid] = clerk

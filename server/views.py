@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.auth import current_user
 from server.keys import SETTINGS
 
 PROTOCOL_DOC = "protocol.md"
@@ -29,7 +30,8 @@ async def kiosk(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("clerk.html")
 async def clerk(request: web.Request) -> dict[str, Any]:
-    return _page_context(request)
+    user = current_user(request)
+    return {**_page_context(request), "logged_in_clerk": user is not None and user.role == "clerk"}
 
 
 async def catalog(request: web.Request) -> web.Response:

@@ -155,3 +155,21 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
 @pytest.fixture
 async def harness(harness_factory: HarnessFactory) -> Harness:
     return await harness_factory()
+
+
+async def login_cookie(base_url: str, username: str, password: str) -> str:
+    """Log in through the real form (with its CSRF token); return the session cookie value."""
+    import re
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(base_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # an IP host
+        async with http.get("/login") as resp:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
+        assert token is not None
+        async with http.post("/login", data={"username": username, "password": password,
+                                             "csrf_token": token.group(1)}, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+            cookie = resp.cookies.get("vw_session")
+        assert cookie is not None
+        return cookie.value

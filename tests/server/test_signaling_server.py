@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.server.conftest import Harness, HarnessFactory, Peer
+from tests.server.conftest import Harness, HarnessFactory, Peer, login_cookie
 
 JIADING_PARK = "sh/jiading/xincheng/park-3"
 
@@ -359,3 +359,24 @@ async def test_going_away_during_a_call_is_refused(harness: Harness) -> None:
     await connect_call(kiosk, clerk)
     ack = await clerk.call("set_status", {"status": "away"})
     assert ack["error"]["code"] == "wrong_state"
+
+
+async def test_logged_in_clerk_connects_with_session_cookie_not_admin(harness: Harness) -> None:
+    await harness.identities.add_clerk("Console clerk", ["tax"], ["sh/jiading"], ["en"], username="clerk1",
+                                       password="correct horse battery")
+    await harness.identities.add_user("Admin", "admin", username="boss", password="correct horse battery")
+    cookie = await login_cookie(harness.url, "clerk1", "correct horse battery")
+    client = socketio.AsyncClient(reconnection=False)
+    welcomes: list[Any] = []
+    client.on("welcome", welcomes.append, namespace="/clerk")
+    await client.connect(harness.url, namespaces=["/clerk"], headers={"Cookie": f"vw_session={cookie}"},
+                         transports=["websocket"], wait_timeout=5)
+    ack = await client.call("set_status", {"status": "available"}, namespace="/clerk", timeout=5)
+    assert ack == {"ok": True, "status": "available"}
+    await client.disconnect()
+    admin_cookie = await login_cookie(harness.url, "boss", "correct horse battery")
+    refused = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await refused.connect(harness.url, namespaces=["/clerk"], headers={"Cookie": f"vw_session={admin_cookie}"},
+                              transports=["websocket"], wait_timeout=5)
+    await refused.disconnect()
