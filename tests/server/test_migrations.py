@@ -39,7 +39,7 @@ async def test_upgrade_keeps_data_and_downgrade_reverts(tmp_path: Path) -> None:
     engine = db.make_engine(url)
     store = IdentityStore(engine)
     kiosk, token = await store.add_kiosk("Old kiosk", "sh/putuo/taopu/park-1")
-    clerk, clerk_token = await store.add_clerk("Old clerk", ["tax"], ["sh/putuo"], ["zh"], username="old",
+    _, clerk_token = await store.add_clerk("Old clerk", ["tax"], ["sh/putuo"], ["zh"], username="old",
                                                password="long enough pw")
     await engine.dispose()
 
