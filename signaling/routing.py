@@ -5,12 +5,7 @@ engine's state and returns the decisions (:mod:`signaling.decisions`) the
 server must carry out. It never sleeps, never emits and reads no clock; the
 caller asks :meth:`RoutingEngine.next_deadline` when to call :meth:`tick`.
 
-Eligibility of a clerk for a call at stage ``k`` (see ``config/routing.toml``):
-the clerk serves the call's field, and
-
-* covers an ancestor-or-self of the kiosk's region (stage 0, "jurisdiction"),
-  or has a covered region inside the kiosk's ancestor at stage ``k``'s level;
-* speaks the call's language, unless stage ``k`` relaxes that.
+Who may take a call at which stage is defined in :mod:`signaling.stages`.
 
 Indices keep every decision logarithmic in the number of waiting calls and
 available clerks: idle clerks are filed under (field, covered node, language)
@@ -26,9 +21,8 @@ import heapq
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -48,42 +42,14 @@ from signaling.decisions import (
     RingEndReason,
     StageWidened,
 )
+from signaling.index import BucketIndex, Item
 from signaling.regions import RegionTree
+from signaling.stages import ClerkProfile, Stage, eligible, validate_stages
+
+__all__ = ["ANY_LANGUAGE", "ClerkProfile", "ClerkState", "RoutingEngine", "Stage", "eligible", "validate_stages"]
 
 ANY_LANGUAGE = "*"
 HANDLE_TIME_WEIGHT = 0.2  # weight of the newest call in the moving average
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    after_s: float
-    level: int | None = None  # depth of the ancestor whose subtree is admitted
-    require_language: bool = True
-
-
-def validate_stages(stages: Sequence[Stage]) -> tuple[Stage, ...]:
-    """Check that stages only ever widen; return them as a tuple."""
-    if not stages:
-        raise ValueError("at least one routing stage is needed")
-    if stages[0].after_s != 0:
-        raise ValueError(f"the first stage ({stages[0].name}) must start at after_s = 0")
-    for prev, cur in itertools.pairwise(stages):
-        if cur.after_s <= prev.after_s:
-            raise ValueError(f"stage {cur.name!r} must start after stage {prev.name!r}")
-        if prev.level is not None and (cur.level is None or cur.level > prev.level):
-            raise ValueError(f"stage {cur.name!r} must not narrow the region of stage {prev.name!r}")
-        if cur.require_language and not prev.require_language:
-            raise ValueError(f"stage {cur.name!r} requires the language again after {prev.name!r} relaxed it")
-    return tuple(stages)
-
-
-@dataclass(frozen=True)
-class ClerkProfile:
-    id: str
-    fields: frozenset[str]
-    languages: frozenset[str]
-    regions: tuple[str, ...]
 
 
 @dataclass
@@ -100,58 +66,6 @@ class ClerkState:
         return self.status is ClerkStatus.AVAILABLE and self.call_id is None
 
 
-Item = tuple[Any, ...]  # sort key..., id
-
-
-class _Index:
-    """Buckets of sorted items; an item's last element is its id."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[Hashable, SortedList] = {}
-
-    def add(self, keys: Iterable[Hashable], item: Item) -> None:
-        for key in keys:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = SortedList()
-            bucket.add(item)
-
-    def discard(self, keys: Iterable[Hashable], item: Item) -> None:
-        for key in keys:
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                bucket.discard(item)
-                if not bucket:
-                    del self._buckets[key]
-
-    def first(self, key: Hashable, skip: Callable[[str], bool] | None = None) -> Item | None:
-        bucket = self._buckets.get(key)
-        if not bucket:
-            return None
-        if skip is None:
-            return bucket[0]  # type: ignore[no-any-return]
-        for item in bucket:
-            if not skip(item[-1]):
-                return item  # type: ignore[no-any-return]
-        return None
-
-
-def eligible(regions: RegionTree, stages: Sequence[Stage], clerk: ClerkProfile, call: Call, stage: int) -> bool:
-    """The plain definition of who may take a call at a stage (no index)."""
-    if call.field not in clerk.fields:
-        return False
-    st = stages[stage]
-    if st.require_language and call.language not in clerk.languages:
-        return False
-    chain = regions.ancestors(call.region)
-    if any(c in chain for c in clerk.regions):
-        return True
-    if st.level is None:
-        return False
-    anchor = regions.ancestor_at(call.region, st.level)
-    return any(anchor in regions.ancestors(c) for c in clerk.regions)
-
-
 @dataclass
 class RoutingEngine:
     regions: RegionTree
@@ -165,8 +79,8 @@ class RoutingEngine:
     def __post_init__(self) -> None:
         self.stages = validate_stages(self.stages)
         self._seq = itertools.count()
-        self._idle = _Index()
-        self._waiting = _Index()
+        self._idle = BucketIndex()
+        self._waiting = BucketIndex()
         self._queues: dict[tuple[str, str], SortedList] = {}
         self._call_keys: dict[str, list[Hashable]] = {}
         self._clerk_keys: dict[str, list[Hashable]] = {}
