@@ -47,6 +47,7 @@ class Settings:
     ping_timeout_s: float = 5.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     wrapup_timeout_s: float = 180.0
+    reconnect_grace_s: float = 30.0
     service_hours: str = ""
     timezone: str = "Asia/Shanghai"
     # loaded from the other files, not overridable from the environment
@@ -87,7 +88,8 @@ class Settings:
 
 _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
             "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
-            "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone")
+            "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
+            "reconnect_grace_s")
 
 
 def _read(path: Path) -> dict[str, Any]:

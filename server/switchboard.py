@@ -126,14 +126,26 @@ class Switchboard:
             await self.disconnect(old, KIOSK_NS)
         self.kiosk_sids[kiosk.id] = sid
         self.sid_kiosks[sid] = kiosk
-        region = self.settings.regions.get(kiosk.region)
         # after the connect handler returns, so the client has its CONNECT packet first
-        self._spawn(self.emit("welcome", {
+        self._spawn(self._welcome_kiosk(sid, kiosk))
+
+    async def _welcome_kiosk(self, sid: str, kiosk: Kiosk) -> None:
+        """Greet a kiosk; one that comes back within the grace period gets its place in the queue back."""
+        region = self.settings.regions.get(kiosk.region)
+        call_id = self.kiosk_calls.get(kiosk.id)
+        held = self.engine.calls.get(call_id) if call_id else None
+        resumed = None
+        if held is not None and held.state is CallState.HELD:
+            resumed = {"call_id": held.id, "field": held.field, "language": held.language}
+        await self.emit("welcome", {
             "kiosk": {"id": kiosk.id, "name": kiosk.name, "region": kiosk.region, "region_names": dict(region.names)},
             "fields": self.settings.catalog.as_dicts(),
             "languages": self.settings.languages,
-            "call": None,
-        }, sid, KIOSK_NS))
+            "call": resumed,
+        }, sid, KIOSK_NS)
+        if held is not None and resumed is not None:
+            await self.records.call_event(held.id, "resumed", f"kiosk:{kiosk.id}")
+            await self._run(self.engine.resume(held.id, self.clock.now()))
 
     async def kiosk_disconnected(self, sid: str) -> None:
         kiosk = self.sid_kiosks.pop(sid, None)
@@ -142,8 +154,16 @@ class Switchboard:
         if self.kiosk_sids.get(kiosk.id) == sid:
             del self.kiosk_sids[kiosk.id]
         call_id = self.kiosk_calls.get(kiosk.id)
-        if call_id is not None:
-            await self._run(self.engine.end_call(call_id, self.clock.now(), EndReason.VISITOR_DISCONNECTED, "visitor"))
+        call = self.engine.calls.get(call_id) if call_id else None
+        if call is None:
+            return
+        now = self.clock.now()
+        grace = self.settings.reconnect_grace_s
+        if grace > 0 and call.state in (CallState.QUEUED, CallState.RINGING):
+            await self.records.call_event(call.id, "held", "system", {"grace_s": grace})
+            await self._run(self.engine.hold(call.id, now, now + grace))
+        elif call.state is not CallState.HELD:
+            await self._run(self.engine.end_call(call.id, now, EndReason.VISITOR_DISCONNECTED, "visitor"))
 
     async def clerk_connected(self, sid: str, clerk: Clerk) -> None:
         old = self.clerk_sids.get(clerk.id)

@@ -20,12 +20,14 @@ class CallState(enum.StrEnum):
     RINGING = "ringing"  # offered to one clerk
     CONNECTING = "connecting"  # accepted, media being negotiated
     ACTIVE = "active"  # media flowing
+    HELD = "held"  # the kiosk lost its connection while waiting; its place is kept for a grace period
     ENDED = "ended"
 
 
 TRANSITIONS: dict[CallState, frozenset[CallState]] = {
-    CallState.QUEUED: frozenset({CallState.RINGING, CallState.ENDED}),
-    CallState.RINGING: frozenset({CallState.QUEUED, CallState.CONNECTING, CallState.ENDED}),
+    CallState.QUEUED: frozenset({CallState.RINGING, CallState.HELD, CallState.ENDED}),
+    CallState.RINGING: frozenset({CallState.QUEUED, CallState.CONNECTING, CallState.HELD, CallState.ENDED}),
+    CallState.HELD: frozenset({CallState.QUEUED, CallState.ENDED}),
     # a clerk who drops mid-call sends the visitor back to the queue
     CallState.CONNECTING: frozenset({CallState.ACTIVE, CallState.QUEUED, CallState.ENDED}),
     CallState.ACTIVE: frozenset({CallState.QUEUED, CallState.ENDED}),
@@ -53,6 +55,7 @@ class Call:
     stage: int = 0
     clerk_id: str | None = None
     accepted_at: float | None = None
+    held_until: float | None = None
     declined_by: set[str] = dataclasses.field(default_factory=set)
     history: list[tuple[float, CallState, CallState]] = dataclasses.field(default_factory=list)
 

@@ -88,6 +88,7 @@ class RoutingEngine:
         self._ring_deadline: dict[str, float] = {}
         self._widen: list[tuple[float, str, int]] = []  # (when, call, stage), lazily pruned
         self._wrapups: list[tuple[float, str]] = []  # (deadline, clerk), lazily pruned
+        self._holds: list[tuple[float, str]] = []  # (deadline, call), lazily pruned
         self._handle_s: dict[str, float] = {}
         self._online: Counter[tuple[str, str, str]] = Counter()
         self._district_depth = min(2, len(self.regions.levels))
@@ -206,6 +207,37 @@ class RoutingEngine:
         self._make_available(clerk, now, out)
         return out
 
+    def hold(self, call_id: str, now: float, until: float) -> list[Decision]:
+        """The visitor's kiosk dropped while waiting: keep the call's place until ``until``, offer it to nobody."""
+        call = self._call(call_id)
+        out: list[Decision] = []
+        if call.state is CallState.QUEUED:
+            self._dequeue(call, out)
+        elif call.state is CallState.RINGING and call.clerk_id is not None:
+            clerk = self.clerks.get(call.clerk_id)
+            self._ring_deadline.pop(call_id, None)
+            call.clerk_id = None
+            if clerk is not None:
+                clerk.call_id = None
+                out.append(RingEnded(call_id, clerk.profile.id, RingEndReason.VISITOR_DISCONNECTED))
+                self._make_available(clerk, now, out)
+        else:
+            raise errors.SignalingError(errors.WRONG_STATE, f"a {call.state} call cannot be held")
+        call.transition(CallState.HELD, now)
+        call.held_until = until
+        heapq.heappush(self._holds, (until, call_id))
+        return out
+
+    def resume(self, call_id: str, now: float) -> list[Decision]:
+        """The kiosk is back: the call returns to its old place in the queue."""
+        call = self._call(call_id)
+        if call.state is not CallState.HELD:
+            raise errors.SignalingError(errors.WRONG_STATE, f"the call is {call.state}, not held")
+        call.held_until = None
+        out: list[Decision] = []
+        self._requeue(call, now, out, reason="")
+        return out
+
     def media_connected(self, call_id: str, now: float) -> list[Decision]:
         call = self._call(call_id)
         if call.state is CallState.CONNECTING:
@@ -233,7 +265,8 @@ class RoutingEngine:
             old = self._handle_s.get(call.field, self.default_handle_s)
             took = max(0.0, now - call.accepted_at)
             self._handle_s[call.field] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * took
-        out.append(CallEnded(call_id, call.clerk_id, reason, by))
+        answered_by = call.clerk_id if call.accepted_at is not None else None  # a ring is not a call
+        out.append(CallEnded(call_id, answered_by, reason, by))
         if clerk is not None:
             clerk.call_id = None
             if call.accepted_at is not None and self.wrapup_s > 0:
@@ -248,7 +281,7 @@ class RoutingEngine:
 
     def next_deadline(self) -> float | None:
         self._prune()
-        heads = [h[0][0] for h in (self._rings, self._widen, self._wrapups) if h]
+        heads = [h[0][0] for h in (self._rings, self._widen, self._wrapups, self._holds) if h]
         return min(heads) if heads else None
 
     def tick(self, now: float) -> list[Decision]:
@@ -259,9 +292,13 @@ class RoutingEngine:
             ring_at = self._rings[0][0] if self._rings else math.inf
             widen_at = self._widen[0][0] if self._widen else math.inf
             wrapup_at = self._wrapups[0][0] if self._wrapups else math.inf
-            if min(ring_at, widen_at, wrapup_at) > now:
+            hold_at = self._holds[0][0] if self._holds else math.inf
+            if min(ring_at, widen_at, wrapup_at, hold_at) > now:
                 return out
-            if wrapup_at < min(ring_at, widen_at):
+            if hold_at < min(ring_at, widen_at, wrapup_at):
+                _, call_id = heapq.heappop(self._holds)
+                out.extend(self.end_call(call_id, now, EndReason.VISITOR_DISCONNECTED, "visitor"))
+            elif wrapup_at < min(ring_at, widen_at):
                 _, clerk_id = heapq.heappop(self._wrapups)
                 clerk = self.clerks[clerk_id]
                 clerk.wrapup_until = None
@@ -529,6 +566,13 @@ class RoutingEngine:
             if call is not None and call.stage < stage:
                 break
             heapq.heappop(widen)
+        holds = self._holds
+        while holds:
+            deadline, call_id = holds[0]
+            call = self.calls.get(call_id)
+            if call is not None and call.state is CallState.HELD and call.held_until == deadline:
+                break
+            heapq.heappop(holds)
         wrapups = self._wrapups
         while wrapups:
             deadline, clerk_id = wrapups[0]

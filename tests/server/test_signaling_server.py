@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import socketio
 
+from server.keys import RECORDS
 from tests.server.conftest import Harness, HarnessFactory, Peer, login_cookie
 
 JIADING_PARK = "sh/jiading/xincheng/park-3"
@@ -380,3 +381,41 @@ async def test_logged_in_clerk_connects_with_session_cookie_not_admin(harness: H
         await refused.connect(harness.url, namespaces=["/clerk"], headers={"Cookie": f"vw_session={admin_cookie}"},
                               transports=["websocket"], wait_timeout=5)
     await refused.disconnect()
+
+
+async def test_kiosk_back_within_grace_period_gets_its_place(harness: Harness) -> None:
+    await harness.clerk(available=False)
+    _, token = await harness.identities.add_kiosk("Flaky", "sh/jiading/xincheng/park-3")
+    first = await harness.kiosk(name="First in line")
+    flaky = Peer(harness.url, "/kiosk", token)
+    await flaky.connect()
+    await flaky.next("welcome")
+    first_call = await place_call(first)
+    call_id = await place_call(flaky)
+    assert (await flaky.next_where("queued", lambda q: q["call_id"] == call_id))["position"] == 2
+    await flaky.close()
+    # meanwhile the visitor ahead leaves, and the held call is offered to no clerk
+    await first.ok("cancel_call", {"call_id": first_call})
+    back = Peer(harness.url, "/kiosk", token)
+    await back.connect()
+    harness.peers.append(back)
+    welcome = await back.next("welcome")
+    assert welcome["call"] == {"call_id": call_id, "field": "tax", "language": "en"}
+    queued = await back.next_where("queued", lambda q: q["call_id"] == call_id)
+    assert queued["position"] == 1
+    await back.ok("cancel_call", {"call_id": call_id})
+
+
+async def test_kiosk_gone_past_grace_period_ends_its_call(harness: Harness) -> None:
+    clerk = await harness.clerk()
+    kiosk = await harness.kiosk()
+    call_id = await place_call(kiosk)
+    assert (await clerk.next("ring"))["call_id"] == call_id
+    await kiosk.close()
+    ended = await clerk.next("ring_ended")
+    assert ended == {"call_id": call_id, "reason": "visitor_disconnected"}
+    await harness.advance(harness.settings.reconnect_grace_s)
+    assert call_id not in harness.switchboard.engine.calls
+    assert clerk.pending("call_ended") == []  # it never rang through to a call of theirs
+    kinds = [e["kind"] for e in await harness.server.app[RECORDS].timeline(call_id)]
+    assert kinds[-3:] == ["held", "ring_withdrawn", "ended"]

@@ -1,0 +1,724 @@
+/*
+ * Virtual Windows clerk console.
+ *
+ * Speaks docs/protocol.md on the Socket.IO namespace /clerk. The clerk is the
+ * answerer of each call. Keyboard: A = accept, D = decline, H = hang up.
+ *
+ * Phases (shown in [data-testid=state] and <body data-state>):
+ *   setup, unauthorized, replaced, connecting   no usable connection
+ *   idle                                        away or available, no call
+ *   ringing                                     a call is offered (ring card)
+ *   call                                        talking to a visitor
+ * The server's status (away, available, ringing, busy) is in
+ * [data-testid=status] as text and as its data-status attribute.
+ */
+(function () {
+  'use strict';
+
+  const VW = window.VW;
+
+  const TOKEN_KEY = 'vw.clerkToken';
+  const ACK_TIMEOUT_MS = 15 * 1000;
+  const RETRY_REFUSED_MS = 10 * 1000;
+  const INFO_NOTICE_MS = 15 * 1000;
+  const LOG_LENGTH = 20;
+
+  const STRINGS = VW.CLERK_STRINGS;
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    html: document.documentElement,
+    state: $('clerk-state'),
+    banner: $('banner'),
+    clerkName: $('clerk-name'),
+    clerkCenter: $('clerk-center'),
+    status: $('status'),
+    setAvailable: $('set-available'),
+    setAway: $('set-away'),
+    signOut: $('sign-out'),
+    notice: $('notice'),
+    setupPanel: $('setup-panel'),
+    setupTitle: $('setup-title'),
+    setupText: $('setup-text'),
+    reconnect: $('reconnect'),
+    ringCard: $('ring-card'),
+    ringField: $('ring-field'),
+    ringRegion: $('ring-region'),
+    ringKiosk: $('ring-kiosk'),
+    ringLanguage: $('ring-language'),
+    ringWaited: $('ring-waited'),
+    ringCountdown: $('ring-countdown'),
+    ringCountdownBar: $('ring-countdown-bar'),
+    soundHint: $('sound-hint'),
+    accept: $('accept'),
+    decline: $('decline'),
+    callPanel: $('call-panel'),
+    remoteVideo: $('remote-video'),
+    localVideo: $('local-video'),
+    peerName: $('peer-name'),
+    peerRegion: $('peer-region'),
+    peerLanguage: $('peer-language'),
+    callField: $('call-field'),
+    callTimer: $('call-timer'),
+    callNote: $('call-note'),
+    mediaNote: $('media-note'),
+    muteMic: $('mute-mic'),
+    muteCamera: $('mute-camera'),
+    hangup: $('hangup'),
+    idlePanel: $('idle-panel'),
+    idleText: $('idle-text'),
+    clerkFields: $('clerk-fields'),
+    clerkLanguages: $('clerk-languages'),
+    clerkRegions: $('clerk-regions'),
+    callSummary: $('call-summary'),
+    callLog: $('call-log'),
+  };
+
+  const lang = (el.html.getAttribute('lang') || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+  const baseTitle = document.title;
+  const initial = VW.readData();
+
+  const state = {
+    token: null,
+    socket: null,
+    conn: 'connecting', // setup | unauthorized | replaced | signedout | connecting | online
+    clerk: null,
+    status: null, // the server's: away | available | ringing | busy
+    fields: Array.isArray(initial.fields) ? initial.fields : [],
+    ring: null,
+    call: null,
+    notice: null, // {text, kind}
+    noticeTimer: null,
+    log: [],
+  };
+
+  function t(key, params) {
+    let value = STRINGS[lang][key];
+    if (value === undefined) value = STRINGS.en[key];
+    if (value === undefined) return key;
+    if (params) value = value.replace(/\{(\w+)\}/g, (all, name) => (name in params ? String(params[name]) : all));
+    return value;
+  }
+
+  function fieldName(id) {
+    const f = state.fields.find((x) => x && x.id === id);
+    return f ? VW.pickName(f.names, lang, f.id) : id || '';
+  }
+
+  const LIST_SEPARATOR = lang === 'zh' ? '、' : ', ';
+
+  function languageName(code) {
+    const key = 'lang_' + code;
+    return STRINGS[lang][key] || STRINGS.en[key] || code || '';
+  }
+
+  function phase() {
+    if (state.conn !== 'online' && !state.call) return state.conn === 'signedout' ? 'setup' : state.conn;
+    if (state.call) return 'call';
+    if (state.ring) return 'ringing';
+    return 'idle';
+  }
+
+  // ------------------------------------------------------------------ ring sound (WebAudio, no files)
+
+  const Ringer = {
+    ctx: null,
+    timer: null,
+    unlock() {
+      const AudioCtx = window.AudioContext || window.webkitAudioContext;
+      if (!AudioCtx) return;
+      if (!this.ctx) {
+        try {
+          this.ctx = new AudioCtx();
+        } catch (err) {
+          return;
+        }
+        this.ctx.onstatechange = () => {
+          if (state.ring) render(); // hide the "click to enable sound" hint
+        };
+      }
+      if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
+    },
+    running() {
+      return !!this.ctx && this.ctx.state === 'running';
+    },
+    start() {
+      this.stop();
+      this.unlock();
+      this.burst();
+      this.timer = setInterval(() => this.burst(), 2500);
+    },
+    stop() {
+      clearInterval(this.timer);
+      this.timer = null;
+    },
+    burst() {
+      const ctx = this.ctx;
+      if (!ctx || ctx.state !== 'running') return;
+      const t0 = ctx.currentTime + 0.02;
+      const notes = [[0, 880], [0.18, 660], [0.5, 880], [0.68, 660]];
+      for (const [offset, freq] of notes) {
+        const start = t0 + offset;
+        const osc = ctx.createOscillator();
+        const gain = ctx.createGain();
+        osc.type = 'sine';
+        osc.frequency.setValueAtTime(freq, start);
+        gain.gain.setValueAtTime(0, start);
+        gain.gain.linearRampToValueAtTime(0.25, start + 0.015);
+        gain.gain.linearRampToValueAtTime(0, start + 0.16);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(start);
+        osc.stop(start + 0.2);
+      }
+    },
+  };
+
+  // ------------------------------------------------------------------ rendering
+
+  function setNotice(text, kind) {
+    clearTimeout(state.noticeTimer);
+    state.notice = text ? { text, kind: kind || 'info' } : null;
+    if (text && (kind || 'info') === 'info') {
+      state.noticeTimer = setTimeout(() => setNotice(null), INFO_NOTICE_MS);
+    }
+    render();
+  }
+
+  function render() {
+    const p = phase();
+    VW.setText(el.state, p);
+    document.body.dataset.state = p;
+
+    for (const node of document.querySelectorAll('[data-i18n]')) VW.setText(node, t(node.dataset.i18n));
+
+    // header
+    const clerk = state.clerk;
+    VW.setText(el.clerkName, clerk ? clerk.name || clerk.id || '' : '');
+    VW.setText(el.clerkCenter, clerk ? clerk.center || '' : '');
+    const online = state.conn === 'online' && !!state.socket && state.socket.connected;
+    const status = online ? state.status || 'away' : 'offline';
+    el.status.dataset.status = status;
+    VW.setText(el.status, t('status_' + status));
+    el.setAvailable.disabled = !online || status !== 'away';
+    el.setAway.disabled = !online || status === 'away' || status === 'busy';
+    el.setAvailable.setAttribute('aria-pressed', String(status === 'available'));
+    el.setAway.setAttribute('aria-pressed', String(status === 'away'));
+    el.signOut.hidden = !state.token;
+
+    // notice
+    el.notice.hidden = !state.notice;
+    el.notice.dataset.kind = state.notice ? state.notice.kind : '';
+    VW.setText(el.notice, state.notice ? state.notice.text : '');
+
+    // setup panel
+    const setupKeys = {
+      setup: ['notSetUpTitle', 'notSetUpText'],
+      signedout: ['signedOutTitle', 'signedOutText'],
+      unauthorized: ['unauthorizedTitle', 'unauthorizedText'],
+      replaced: ['replacedTitle', 'replacedText'],
+    }[state.conn];
+    el.setupPanel.hidden = !setupKeys || !!state.call;
+    if (setupKeys) {
+      VW.setText(el.setupTitle, t(setupKeys[0]));
+      VW.setText(el.setupText, t(setupKeys[1]));
+    }
+    el.reconnect.hidden = state.conn !== 'replaced';
+
+    // idle panel
+    el.idlePanel.hidden = !(p === 'idle' || (p === 'connecting' && state.clerk));
+    VW.setText(el.idleText, !online ? t('idleConnecting') : status === 'available' ? t('idleAvailable') : t('idleAway'));
+    if (clerk) {
+      VW.setText(el.clerkFields, (clerk.fields || []).map(fieldName).join(LIST_SEPARATOR));
+      VW.setText(el.clerkLanguages, (clerk.languages || []).map(languageName).join(LIST_SEPARATOR));
+      VW.setText(el.clerkRegions, (clerk.regions || []).join(LIST_SEPARATOR));
+    }
+
+    renderRing();
+    renderCall();
+    renderLog();
+    document.title = state.ring ? `☎ ${t('incomingCall')} · ${baseTitle}` : baseTitle;
+  }
+
+  function renderRing() {
+    const ring = state.ring;
+    el.ringCard.hidden = !ring;
+    if (!ring) return;
+    VW.setText(el.ringField, fieldName(ring.field));
+    VW.setText(el.ringRegion, VW.pickName(ring.region_names, lang, ring.region || ''));
+    VW.setText(el.ringKiosk, (ring.kiosk && ring.kiosk.name) || '');
+    VW.setText(el.ringLanguage, languageName(ring.language));
+    el.accept.disabled = !!ring.busy;
+    el.decline.disabled = !!ring.busy;
+    el.soundHint.hidden = Ringer.running();
+    renderRingClock();
+  }
+
+  function renderRingClock() {
+    const ring = state.ring;
+    if (!ring) return;
+    const now = performance.now();
+    const leftMs = Math.max(0, ring.deadline - now);
+    VW.setText(el.ringCountdown, t('seconds', { n: Math.ceil(leftMs / 1000) }));
+    el.ringCountdown.dataset.seconds = String(Math.ceil(leftMs / 1000));
+    const total = Math.max(1, ring.timeoutMs);
+    el.ringCountdownBar.style.setProperty('width', `${Math.round((100 * leftMs) / total)}%`);
+    VW.setText(el.ringWaited, VW.formatDuration((ring.waited_s || 0) + (now - ring.receivedAt) / 1000));
+  }
+
+  function renderCall() {
+    const call = state.call;
+    el.callPanel.hidden = !call;
+    if (!call) return;
+    const peer = call.peer || {};
+    VW.setText(el.peerName, peer.name || '');
+    VW.setText(el.peerRegion, VW.pickName(peer.region_names, lang, peer.region || ''));
+    VW.setText(el.peerLanguage, languageName(peer.language));
+    VW.setText(el.callField, fieldName(call.field));
+    el.callNote.hidden = !call.iceNote;
+    VW.setText(el.callNote, call.iceNote ? t(call.iceNote) : '');
+    el.mediaNote.hidden = !call.mediaNote;
+    VW.setText(el.mediaNote, call.mediaNote ? t(call.mediaNote) : '');
+
+    const stream = call.stream;
+    const hasMic = !!stream && stream.getAudioTracks().length > 0;
+    const hasCamera = !!stream && stream.getVideoTracks().length > 0;
+    el.muteMic.disabled = !hasMic;
+    el.muteCamera.disabled = !hasCamera;
+    el.muteMic.setAttribute('aria-pressed', String(call.micMuted));
+    el.muteCamera.setAttribute('aria-pressed', String(call.cameraMuted));
+    VW.setText(el.muteMic, call.micMuted ? t('unmuteMic') : t('muteMic'));
+    VW.setText(el.muteCamera, call.cameraMuted ? t('unmuteCamera') : t('muteCamera'));
+    renderCallClock();
+  }
+
+  function renderCallClock() {
+    const call = state.call;
+    if (call) VW.setText(el.callTimer, VW.formatDuration((Date.now() - call.startedAt) / 1000));
+  }
+
+  function renderLog() {
+    // the latest call in [data-testid=call-summary], the ones before in the list below it
+    const latest = state.log[0];
+    VW.setText(el.callSummary, latest || t('noHistory'));
+    el.callSummary.classList.toggle('vw-summary-empty', !latest);
+    const older = state.log.slice(1);
+    const shown = Array.from(el.callLog.children, (li) => li.textContent);
+    if (shown.length !== older.length || shown.some((line, i) => line !== older[i])) {
+      el.callLog.replaceChildren(
+        ...older.map((line) => {
+          const li = document.createElement('li');
+          li.textContent = line;
+          return li;
+        }),
+      );
+    }
+  }
+
+  function tick() {
+    if (state.ring) renderRingClock();
+    if (state.call) renderCallClock();
+  }
+
+  // ------------------------------------------------------------------ actions
+
+  function send(event, payload) {
+    return VW.send(state.socket, event, payload, ACK_TIMEOUT_MS);
+  }
+
+  async function setStatus(status) {
+    Ringer.unlock(); // a click: the browser lets the ring sound play from now on
+    const answer = await send('set_status', { status });
+    if (answer.ok) {
+      if (typeof answer.status === 'string') state.status = answer.status;
+      if (state.notice && state.notice.kind === 'warn' && status === 'available') setNotice(null);
+      render();
+    } else {
+      setNotice(t('refused', { message: answer.error.message || answer.error.code }), 'error');
+    }
+  }
+
+  async function accept() {
+    const ring = state.ring;
+    if (!ring || ring.busy) return;
+    ring.busy = true;
+    Ringer.stop();
+    render();
+    const answer = await send('accept', { call_id: ring.call_id });
+    // `matched` usually comes before this answer and has already set up the call
+    if (!answer.ok) {
+      if (state.ring === ring) state.ring = null;
+      setNotice(t('refused', { message: answer.error.message || answer.error.code }), 'error');
+    }
+  }
+
+  async function decline() {
+    const ring = state.ring;
+    if (!ring || ring.busy) return;
+    ring.busy = true;
+    Ringer.stop();
+    render();
+    const answer = await send('decline', { call_id: ring.call_id });
+    if (state.ring === ring) state.ring = null;
+    if (!answer.ok) setNotice(t('refused', { message: answer.error.message || answer.error.code }), 'error');
+    else render();
+  }
+
+  function hangup() {
+    const call = state.call;
+    if (!call) return;
+    finishCall(call, 'hangup', 'clerk');
+    send('hangup', { call_id: call.id }).then((answer) => {
+      if (!answer.ok && answer.error.code !== 'no_such_call') console.warn('vw: hangup refused', answer.error);
+    });
+  }
+
+  function toggleMic() {
+    const call = state.call;
+    if (!call || !call.stream) return;
+    call.micMuted = !call.micMuted;
+    for (const track of call.stream.getAudioTracks()) track.enabled = !call.micMuted;
+    render();
+  }
+
+  function toggleCamera() {
+    const call = state.call;
+    if (!call || !call.stream) return;
+    call.cameraMuted = !call.cameraMuted;
+    for (const track of call.stream.getVideoTracks()) track.enabled = !call.cameraMuted;
+    render();
+  }
+
+  function signOut() {
+    VW.forgetToken(TOKEN_KEY);
+    state.token = null;
+    if (state.call) finishCall(state.call, 'hangup', 'clerk');
+    stopRing();
+    if (state.socket) state.socket.disconnect();
+    state.socket = null;
+    state.conn = 'signedout';
+    state.clerk = null;
+    setNotice(null);
+  }
+
+  // ------------------------------------------------------------------ the call
+
+  async function localMedia() {
+    const md = navigator.mediaDevices;
+    if (!md || !md.getUserMedia) return { stream: null, note: 'mediaInsecure' };
+    try {
+      return { stream: await md.getUserMedia({ video: true, audio: true }), note: null };
+    } catch (err) {
+      console.warn('vw: camera and microphone unavailable', err);
+      if (err && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) return { stream: null, note: 'mediaDenied' };
+    }
+    try {
+      return { stream: await md.getUserMedia({ audio: true }), note: 'noCamera' };
+    } catch (err) {
+      return { stream: null, note: 'noMedia' };
+    }
+  }
+
+  async function onMatched(msg) {
+    if (!msg || typeof msg.call_id !== 'string') return;
+    stopRing();
+    if (state.call) finishCall(state.call, 'hangup', 'system', true);
+    const call = {
+      id: msg.call_id,
+      peer: msg.peer || {},
+      field: msg.field,
+      startedAt: Date.now(),
+      stream: null,
+      rtc: null,
+      signals: [], // signals that come while the camera starts
+      iceNote: 'connectingMedia',
+      mediaNote: null,
+      mediaReported: false,
+      micMuted: false,
+      cameraMuted: false,
+      over: false,
+    };
+    state.call = call;
+    render();
+
+    const media = await localMedia();
+    if (state.call !== call) {
+      VW.stopStream(media.stream);
+      return;
+    }
+    call.stream = media.stream;
+    call.mediaNote = media.note;
+    VW.attachStream(el.localVideo, media.stream);
+    const rtc = new VW.CallPeer({
+      iceServers: msg.ice_servers,
+      stream: media.stream,
+      onSignal: (payload) => {
+        send('signal', Object.assign({ call_id: call.id }, payload)).then((answer) => {
+          if (!answer.ok) console.warn('vw: signal refused', answer.error);
+        });
+      },
+      onRemoteStream: (stream) => {
+        if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
+      },
+      onIceState: (ice) => onIceState(call, rtc, ice),
+    });
+    call.rtc = rtc;
+    const waiting = call.signals;
+    call.signals = null;
+    for (const s of waiting) rtc.handleSignal(s);
+    render();
+  }
+
+  function onIceState(call, rtc, ice) {
+    if (state.call !== call || call.rtc !== rtc) return;
+    if (ice === 'connected' || ice === 'completed') {
+      call.iceNote = null;
+      if (!call.mediaReported) {
+        call.mediaReported = true;
+        send('media_connected', { call_id: call.id });
+      }
+    } else if (ice === 'disconnected' || ice === 'failed') {
+      call.iceNote = 'mediaProblem';
+    }
+    render();
+  }
+
+  function onSignal(msg) {
+    const call = state.call;
+    if (!call || !msg || msg.call_id !== call.id) return;
+    if (call.rtc) call.rtc.handleSignal(msg);
+    else if (call.signals) call.signals.push(msg);
+  }
+
+  function endText(reason, by) {
+    for (const key of [`end_${reason}_${by}`, `end_${reason}`]) {
+      if (STRINGS.en[key] !== undefined) return t(key);
+    }
+    return [reason, by].filter(Boolean).join(', ');
+  }
+
+  /** Close the call on this side and log a summary line. */
+  function finishCall(call, reason, by, quiet) {
+    if (call.over) return;
+    call.over = true;
+    if (state.call === call) state.call = null;
+    if (call.rtc) call.rtc.close();
+    VW.stopStream(call.stream);
+    VW.attachStream(el.remoteVideo, null);
+    VW.attachStream(el.localVideo, null);
+    if (!quiet) {
+      const how = endText(reason, by);
+      const time = new Date().toLocaleTimeString(lang === 'zh' ? 'zh-CN' : undefined, { hour: '2-digit', minute: '2-digit' });
+      state.log.unshift(
+        t('summary', {
+          time,
+          kiosk: (call.peer && call.peer.name) || '',
+          field: fieldName(call.field),
+          duration: VW.formatDuration((Date.now() - call.startedAt) / 1000),
+          how,
+        }),
+      );
+      state.log.length = Math.min(state.log.length, LOG_LENGTH);
+    }
+    render();
+  }
+
+  // ------------------------------------------------------------------ server events
+
+  function stopRing() {
+    Ringer.stop();
+    state.ring = null;
+  }
+
+  function onWelcome(msg) {
+    msg = msg || {};
+    state.conn = 'online';
+    state.clerk = msg.clerk || null;
+    state.status = typeof msg.status === 'string' ? msg.status : 'away';
+    if (Array.isArray(msg.fields) && msg.fields.length) state.fields = msg.fields;
+    el.banner.hidden = true;
+    if (state.ring) stopRing();
+    if (state.call) {
+      // a new connection: the server put the visitor back in the queue (protocol, "Dropped connections")
+      finishCall(state.call, 'clerk_disconnected', 'system');
+      setNotice(t('callLost'), 'warn');
+      return;
+    }
+    render();
+  }
+
+  function onStatus(msg) {
+    if (!msg || typeof msg.status !== 'string') return;
+    state.status = msg.status;
+    if (msg.reason === 'ring_timeout') {
+      stopRing();
+      setNotice(t('ringTimeout'), 'warn');
+      return;
+    }
+    render();
+  }
+
+  function onRing(msg) {
+    if (!msg || typeof msg.call_id !== 'string') return;
+    const timeout = typeof msg.timeout_s === 'number' ? msg.timeout_s : 0;
+    state.ring = Object.assign({}, msg, {
+      receivedAt: performance.now(),
+      deadline: performance.now() + timeout * 1000,
+      timeoutMs: timeout * 1000,
+      busy: false,
+    });
+    if (state.notice && state.notice.kind !== 'error') setNotice(null);
+    Ringer.start();
+    render();
+    if (!el.accept.disabled) el.accept.focus({ preventScroll: true });
+  }
+
+  function onRingEnded(msg) {
+    if (!msg || !state.ring || state.ring.call_id !== msg.call_id) return;
+    stopRing();
+    const key = 'ringEnded_' + msg.reason;
+    const text = STRINGS.en[key] ? t(key) : t('ringEnded_other', { reason: msg.reason });
+    setNotice(text, msg.reason === 'timeout' ? 'warn' : 'info');
+  }
+
+  function onCallEnded(msg) {
+    const call = state.call;
+    if (!msg || !call || call.id !== msg.call_id) return; // e.g. a call cancelled while it rang: ring_ended said it
+    finishCall(call, msg.reason, msg.by);
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  function connect() {
+    const socket = window.io('/clerk', { auth: { token: state.token } });
+    state.socket = socket;
+    state.conn = 'connecting';
+
+    socket.on('connect', () => {
+      el.banner.hidden = true;
+    });
+    socket.on('connect_error', (err) => {
+      if (socket.active) {
+        el.banner.hidden = false;
+        render();
+        return;
+      }
+      if (VW.isUnauthorized(err)) {
+        state.conn = 'unauthorized';
+        el.banner.hidden = true;
+        render();
+        return;
+      }
+      console.warn('vw: connection refused', err && err.message, err && err.data);
+      el.banner.hidden = false;
+      setTimeout(() => {
+        if (state.socket === socket && !socket.connected && !socket.active) socket.connect();
+      }, RETRY_REFUSED_MS);
+    });
+    socket.on('disconnect', (reason) => {
+      if (state.ring) stopRing();
+      if (reason === 'io server disconnect') {
+        // the same clerk connected from another window
+        if (state.call) finishCall(state.call, 'clerk_disconnected', 'system');
+        state.conn = 'replaced';
+        el.banner.hidden = true;
+      } else if (reason !== 'io client disconnect') {
+        state.conn = 'connecting';
+        el.banner.hidden = false;
+      }
+      render();
+    });
+
+    socket.on('welcome', onWelcome);
+    socket.on('status', onStatus);
+    socket.on('ring', onRing);
+    socket.on('ring_ended', onRingEnded);
+    socket.on('matched', onMatched);
+    socket.on('signal', onSignal);
+    socket.on('call_ended', onCallEnded);
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  function onClick(ev) {
+    Ringer.unlock();
+    const button = ev.target instanceof Element ? ev.target.closest('button') : null;
+    if (!button || button.disabled) return;
+    switch (button.id) {
+      case 'set-available':
+        setStatus('available');
+        break;
+      case 'set-away':
+        setStatus('away');
+        break;
+      case 'accept':
+        accept();
+        break;
+      case 'decline':
+        decline();
+        break;
+      case 'hangup':
+        hangup();
+        break;
+      case 'mute-mic':
+        toggleMic();
+        break;
+      case 'mute-camera':
+        toggleCamera();
+        break;
+      case 'sign-out':
+        signOut();
+        break;
+      case 'reconnect':
+        if (state.socket) {
+          state.conn = 'connecting';
+          state.socket.connect();
+          render();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onKey(ev) {
+    if (ev.defaultPrevented || ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const target = ev.target;
+    if (target instanceof Element && target.closest('input, textarea, select, [contenteditable=""], [contenteditable="true"]')) return;
+    const key = (ev.key || '').toLowerCase();
+    if (key === 'a' && state.ring && !state.ring.busy) {
+      ev.preventDefault();
+      accept();
+    } else if (key === 'd' && state.ring && !state.ring.busy) {
+      ev.preventDefault();
+      decline();
+    } else if (key === 'h' && state.call) {
+      ev.preventDefault();
+      hangup();
+    }
+  }
+
+  function start() {
+    document.addEventListener('click', onClick);
+    document.addEventListener('keydown', (ev) => {
+      Ringer.unlock();
+      onKey(ev);
+    });
+    setInterval(tick, 250);
+
+    state.token = VW.takeToken(TOKEN_KEY);
+    VW.reloadOnNewToken();
+    if (!state.token) {
+      state.conn = 'setup';
+      render();
+      return;
+    }
+    if (typeof window.io !== 'function') {
+      setNotice('socket.io client missing', 'error');
+      return;
+    }
+    connect();
+    render();
+  }
+
+  start();
+})();
