@@ -22,335 +22,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import socketio
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
-
-from client.ice import selected_candidate_pair
-from client.media import CaptionVideoTrack, MediaCounter, ToneAudioTrack
+from client.channel import (
+    CLERK_NAMESPACE,
+    KIOSK_NAMESPACE,
+    BotError,
+    Channel,
+    Incoming,
+    Payload,
+    ProtocolError,
+    connect_error_code,
+    mapping_of,
+    text_of,
+)
+from client.media import MediaCounter
+from client.peerlink import PeerLink, candidate_from_json, description_to_json, ice_servers_from
 
 logger = logging.getLogger(__name__)
 
-KIOSK_NAMESPACE = "/kiosk"
-CLERK_NAMESPACE = "/clerk"
-
-Payload = dict[str, Any]
-
-
-class BotError(Exception):
-    """A bot could not go on: refused connection, lost connection, timeout, failed ICE, ..."""
-
-
-class ProtocolError(BotError):
-    """The server answered an event with ``{ok: false, error: {code, message}}``."""
-
-    def __init__(self, event: str, code: str, message: str) -> None:
-        super().__init__(f"{event}: {code}: {message}")
-        self.event = event
-        self.code = code
-        self.message = message
-
-
-# -- pure helpers -----------------------------------------------------------------------------------------------------
-
-_ICE_SERVER_KEYS = ("urls", "username", "credential", "credentialType")
-
-
-def ice_servers_from(servers: object) -> list[RTCIceServer]:
-    """``RTCIceServer`` s from the ``ice_servers`` of a ``matched`` payload (unknown keys are left out)."""
-    if not isinstance(servers, list):
-        return []
-    result = []
-    for server in servers:
-        if isinstance(server, Mapping) and server.get("urls"):
-            result.append(RTCIceServer(**{k: server[k] for k in _ICE_SERVER_KEYS if k in server}))
-    return result
-
-
-def candidate_from_json(data: Mapping[str, Any]) -> RTCIceCandidate | None:
-    """An aiortc candidate from ``RTCIceCandidate.toJSON()``; ``None`` for the empty end-of-candidates marker."""
-    text = str(data.get("candidate") or "").strip()
-    if text.startswith("a="):
-        text = text[2:]
-    if text.startswith("candidate:"):
-        text = text[len("candidate:") :]
-    if not text:
-        return None
-    candidate = candidate_from_sdp(text)
-    mid = data.get("sdpMid")
-    index = data.get("sdpMLineIndex")
-    candidate.sdpMid = str(mid) if mid is not None else None
-    candidate.sdpMLineIndex = int(index) if index is not None else None
-    return candidate
-
-
-def connect_error_code(error: object) -> tuple[str, str]:
-    """``(code, message)`` from what ``connect_error`` received.
-
-    python-socketio hands over ``{message, data: {code, message}}`` when the server refused with
-    ``ConnectionRefusedError(message, {code, message})``; a bare ``{code, message}`` or a string is read too.
-    """
-    if isinstance(error, Mapping):
-        data = error.get("data")
-        if isinstance(data, Mapping) and data.get("code"):
-            return str(data["code"]), str(data.get("message") or error.get("message") or "")
-        return str(error.get("code") or ""), str(error.get("message") or "")
-    return "", "" if error is None else str(error)
-
-
-def description_to_json(description: RTCSessionDescription) -> Payload:
-    return {"type": description.type, "sdp": description.sdp}
-
-
-def _text(payload: Mapping[str, Any], key: str) -> str:
-    value = payload.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _mapping(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = payload.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-# -- socket.io plumbing -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One thing for a bot's loop to handle: a server event, or an internal one (name starting with ``_``)."""
-
-    event: str
-    payload: Payload
-    source: object = None  # for internal events: the peer connection wrapper they come from
-
-
-class _Channel:
-    """One Socket.IO connection to one namespace; server events land in ``queue``."""
-
-    def __init__(
-        self, url: str, token: str, namespace: str, events: Sequence[str], *, request_timeout_s: float
-    ) -> None:
-        self.url = url
-        self.token = token
-        self.namespace = namespace
-        self.request_timeout_s = request_timeout_s
-        self.queue: asyncio.Queue[Incoming] = asyncio.Queue()
-        self.connected = False
-        self._connect_error: object = None
-        self._closing = False
-        self.sio = socketio.AsyncClient(reconnection=False)
-        for event in ("welcome", *events):
-            self.sio.on(event, handler=self._enqueuer(event), namespace=namespace)
-        self.sio.on("connect_error", handler=self._on_connect_error, namespace=namespace)
-        self.sio.on("disconnect", handler=self._on_disconnect, namespace=namespace)
-
-    def _enqueuer(self, event: str) -> Callable[..., None]:
-        def enqueue(payload: object = None, *_: object) -> None:
-            self.queue.put_nowait(Incoming(event, payload if isinstance(payload, dict) else {}))
-
-        return enqueue
-
-    def _on_connect_error(self, data: object = None, *_: object) -> None:
-        self._connect_error = data
-
-    def _on_disconnect(self, *args: object) -> None:
-        was = self.connected
-        self.connected = False
-        if was and not self._closing:
-            reason = str(args[0]) if args else ""
-            self.queue.put_nowait(Incoming("_disconnected", {"reason": reason}))
-
-    async def connect(self, timeout_s: float) -> Payload:
-        """Connect with the token and return the ``welcome`` payload."""
-        try:
-            await asyncio.wait_for(
-                self.sio.connect(
-                    self.url,
-                    auth={"token": self.token},
-                    namespaces=[self.namespace],
-                    wait_timeout=timeout_s,
-                ),
-                timeout_s,
-            )
-        except (socketio.exceptions.ConnectionError, TimeoutError) as exc:
-            code, message = connect_error_code(self._connect_error)
-            if code:
-                raise ProtocolError("connect", code, message) from exc
-            raise BotError(f"cannot connect to {self.url}{self.namespace}: {message or exc}") from exc
-        self.connected = True
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    item = await self.queue.get()
-                    if item.event == "welcome":
-                        return item.payload
-                    if item.event == "_disconnected":
-                        raise BotError(f"disconnected before welcome: {item.payload.get('reason')}")
-                    logger.debug("%s: %s before welcome, dropped", self.namespace, item.event)
-        except TimeoutError as exc:
-            raise BotError(f"no welcome from {self.url}{self.namespace} within {timeout_s} s") from exc
-
-    async def call(self, event: str, payload: Payload) -> Payload:
-        """Emit ``event`` with an ack and return the ack; raise :class:`ProtocolError` on ``ok: false``."""
-        if not self.connected:
-            raise BotError(f"{event}: not connected")
-        try:
-            ack = await self.sio.call(event, payload, namespace=self.namespace, timeout=self.request_timeout_s)
-        except socketio.exceptions.TimeoutError as exc:
-            raise BotError(f"{event}: no ack within {self.request_timeout_s} s") from exc
-        except socketio.exceptions.BadNamespaceError as exc:
-            raise BotError(f"{event}: not connected") from exc
-        if not isinstance(ack, dict):
-            raise ProtocolError(event, "bad_ack", f"ack is not an object: {ack!r}")
-        if ack.get("ok") is not True:
-            error = _mapping(ack, "error")
-            raise ProtocolError(event, _text(error, "code") or "unknown", _text(error, "message"))
-        return ack
-
-    async def get(self, deadline: float | None) -> Incoming:
-        """The next queued item; ``TimeoutError`` at ``deadline`` (a ``loop.time()``)."""
-        if deadline is None:
-            return await self.queue.get()
-        async with asyncio.timeout_at(deadline):
-            return await self.queue.get()
-
-    async def close(self) -> None:
-        self._closing = True
-        self.connected = False
-        with contextlib.suppress(Exception):
-            await self.sio.disconnect()
-
-
-# -- one peer connection ----------------------------------------------------------------------------------------------
-
-_peer_ids = itertools.count(1)
-
-
-class _Peer:
-    """The peer connection of one call (one attempt of it), with its synthetic media and frame counters.
-
-    Its events (``_pc_state``, ``_media``) are posted to ``post`` with this object as their ``source``, so
-    that a bot can ignore events of a peer it has already replaced.
-    """
-
-    def __init__(
-        self,
-        call_id: str,
-        ice_servers: list[RTCIceServer],
-        caption: Sequence[str],
-        post: Callable[[Incoming], None],
-        *,
-        on_frame: Callable[[MediaCounter], None] | None = None,
-    ) -> None:
-        self.id = next(_peer_ids)
-        self.call_id = call_id
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
-        self.video: MediaCounter | None = None
-        self.audio: MediaCounter | None = None
-        self.media_connected_sent = False
-        self.closed = False
-        self._caption = list(caption)
-        self._post = post
-        self._on_frame = on_frame
-        self._local_tracks: list[MediaStreamTrack] = []
-        self._pending_candidates: list[RTCIceCandidate] = []
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if self.closed:
-            return
-        counter = MediaCounter(track, on_frame=self._frame)
-        if track.kind == "video":
-            self.video = counter
-        elif track.kind == "audio":
-            self.audio = counter
-
-    def _frame(self, counter: MediaCounter) -> None:
-        if counter.frames == 1:
-            self._post(Incoming("_media", {"kind": counter.kind}, self))
-        if self._on_frame is not None:
-            self._on_frame(counter)
-
-    def _on_state(self) -> None:
-        self._post(Incoming("_pc_state", {"state": self.pc.connectionState}, self))
-
-    @property
-    def media_received(self) -> bool:
-        return bool(self.video and self.video.frames and self.audio and self.audio.frames)
-
-    def add_tracks(self) -> None:
-        for track in (CaptionVideoTrack(self._caption), ToneAudioTrack()):
-            self._local_tracks.append(track)
-            self.pc.addTrack(track)
-
-    async def offer(self) -> Payload:
-        self.add_tracks()
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return description_to_json(self.pc.localDescription)
-
-    async def answer(self, offer: Mapping[str, Any]) -> Payload:
-        await self._set_remote(offer)
-        self.add_tracks()
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return description_to_json(self.pc.localDescription)
-
-    async def accept_answer(self, answer: Mapping[str, Any]) -> None:
-        await self._set_remote(answer)
-
-    async def _set_remote(self, description: Mapping[str, Any]) -> None:
-        await self.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=_text(description, "sdp"), type=_text(description, "type"))
-        )
-        pending, self._pending_candidates = self._pending_candidates, []
-        for candidate in pending:
-            await self._add_candidate(candidate)
-
-    async def add_candidate(self, data: Mapping[str, Any]) -> None:
-        try:
-            candidate = candidate_from_json(data)
-        except (AssertionError, ValueError, IndexError) as exc:
-            logger.warning("call %s: unreadable ICE candidate %r: %s", self.call_id, data.get("candidate"), exc)
-            return
-        if candidate is None:
-            return  # end of candidates: aiortc copes without it
-        if self.pc.remoteDescription is None:
-            self._pending_candidates.append(candidate)
-        else:
-            await self._add_candidate(candidate)
-
-    async def _add_candidate(self, candidate: RTCIceCandidate) -> None:
-        try:
-            await self.pc.addIceCandidate(candidate)
-        except (ValueError, OSError) as exc:
-            logger.warning("call %s: ICE candidate refused: %s", self.call_id, exc)
-
-    def describe_pair(self) -> str:
-        pair = selected_candidate_pair(self.pc)
-        if pair is None:
-            return "unknown pair"
-        (lh, lp), (rh, rp) = pair
-        return f"{lh}:{lp} <-> {rh}:{rp}"
-
-    async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        await self.pc.close()
-        for track in self._local_tracks:
-            track.stop()
-        for counter in (self.video, self.audio):
-            if counter is not None:
-                await counter.stop()
-
+__all__ = [
+    "BotError", "CallStats", "ClerkBot", "KioskBot", "KioskResult", "ProtocolError", "candidate_from_json",
+    "connect_error_code", "description_to_json", "ice_servers_from",
+]
 
 # -- kiosk ------------------------------------------------------------------------------------------------------------
 
@@ -409,7 +106,7 @@ class KioskBot:
     def _reset(self) -> None:
         self.welcome: Payload | None = None
         self.call_id: str | None = None
-        self._peer: _Peer | None = None
+        self._peer: PeerLink | None = None
         self._requested_at: float | None = None
         self._matched_at: float | None = None
         self._queue_wait_s: float | None = None
@@ -425,14 +122,14 @@ class KioskBot:
         self._reset()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        channel = _Channel(
+        channel = Channel(
             self.url, self.token, KIOSK_NAMESPACE, _KIOSK_EVENTS, request_timeout_s=self.request_timeout_s
         )
         ok, reason = False, ""
         try:
             self.welcome = await channel.connect(timeout_s)
             ack = await channel.call("request_call", {"field": self.field, "language": self.language})
-            self.call_id = _text(ack, "call_id")
+            self.call_id = text_of(ack, "call_id")
             self._requested_at = time.monotonic()
             logger.info("kiosk: call %s %s, position %s", self.call_id, ack.get("state"), ack.get("position"))
             await self._pump(channel, deadline, lambda: self._peer is not None and self._peer.media_received)
@@ -468,15 +165,15 @@ class KioskBot:
         logger.info("kiosk: %s", result.summary())
         return result
 
-    async def _pump(self, channel: _Channel, deadline: float, done: Callable[[], bool]) -> None:
+    async def _pump(self, channel: Channel, deadline: float, done: Callable[[], bool]) -> None:
         while not done():
             await self._handle(channel, await channel.get(deadline))
 
-    async def _handle(self, channel: _Channel, item: Incoming) -> None:
+    async def _handle(self, channel: Channel, item: Incoming) -> None:
         event, payload = item.event, item.payload
         if item.source is not None and item.source is not self._peer:
             return  # an event of a peer connection already closed
-        if event not in ("_pc_state", "_media", "_disconnected") and _text(payload, "call_id") != self.call_id:
+        if event not in ("_pc_state", "_media", "_disconnected") and text_of(payload, "call_id") != self.call_id:
             logger.debug("kiosk: %s for another call, ignored", event)
             return
         if event == "queued":
@@ -493,40 +190,40 @@ class KioskBot:
             if self._peer is None:
                 logger.warning("kiosk: signal before matched, ignored")
             elif isinstance(payload.get("description"), Mapping):
-                description = _mapping(payload, "description")
+                description = mapping_of(payload, "description")
                 if description.get("type") != "answer":
                     raise BotError(f"kiosk expected an answer, got {description.get('type')!r}")
                 await self._peer.accept_answer(description)
             elif isinstance(payload.get("candidate"), Mapping):
-                await self._peer.add_candidate(_mapping(payload, "candidate"))
+                await self._peer.add_candidate(mapping_of(payload, "candidate"))
         elif event == "_pc_state":
-            await self._on_pc_state(channel, _text(payload, "state"))
+            await self._on_pc_state(channel, text_of(payload, "state"))
         elif event == "call_ended":
-            self._ended = (_text(payload, "reason"), _text(payload, "by"))
+            self._ended = (text_of(payload, "reason"), text_of(payload, "by"))
             logger.info("kiosk: call %s ended: %s by %s", self.call_id, *self._ended)
             if self._peer is None or not self._peer.media_received:
                 raise BotError(f"call ended before media: {self._ended[0]} by {self._ended[1]}")
         elif event == "_disconnected":
             raise BotError(f"disconnected by the server: {payload.get('reason')}")
 
-    async def _on_matched(self, channel: _Channel, payload: Payload) -> None:
+    async def _on_matched(self, channel: Channel, payload: Payload) -> None:
         assert self.call_id is not None
         now = time.monotonic()
         if self._queue_wait_s is None and self._requested_at is not None:
             self._queue_wait_s = now - self._requested_at
         self._matched_at = now
-        self._clerk_name = _text(_mapping(payload, "peer"), "name") or None
+        self._clerk_name = text_of(mapping_of(payload, "peer"), "name") or None
         logger.info("kiosk: matched with clerk %s", self._clerk_name)
         if self._peer is not None:
             await self._peer.close()
-        caption = [self.caption, _text(payload, "field") or self.field]
-        self._peer = _Peer(
+        caption = [self.caption, text_of(payload, "field") or self.field]
+        self._peer = PeerLink(
             self.call_id, ice_servers_from(payload.get("ice_servers")), caption, channel.queue.put_nowait
         )
         offer = await self._peer.offer()
         await channel.call("signal", {"call_id": self.call_id, "description": offer})
 
-    async def _on_pc_state(self, channel: _Channel, state: str) -> None:
+    async def _on_pc_state(self, channel: Channel, state: str) -> None:
         peer = self._peer
         assert peer is not None and self.call_id is not None
         logger.info("kiosk: call %s connection %s", self.call_id, state)
@@ -537,7 +234,7 @@ class KioskBot:
         elif state == "failed":
             raise BotError("ICE failed")
 
-    async def _finish(self, channel: _Channel) -> None:
+    async def _finish(self, channel: Channel) -> None:
         if self.call_id and self._ended is None and channel.connected:
             try:
                 await channel.call("hangup", {"call_id": self.call_id})
@@ -612,8 +309,8 @@ class ClerkBot:
         self.rings: list[Payload] = []
         #: Set once connected, welcomed and available.
         self.ready = asyncio.Event()
-        self._channel: _Channel | None = None
-        self._peer: _Peer | None = None
+        self._channel: Channel | None = None
+        self._peer: PeerLink | None = None
         self._current: CallStats | None = None
         self._want_available = True
         self._stopping = False
@@ -668,7 +365,7 @@ class ClerkBot:
     async def set_status(self, status: str) -> None:
         self._want_available = status == "available"
         ack = await self._require_channel().call("set_status", {"status": status})
-        self.status = _text(ack, "status") or status
+        self.status = text_of(ack, "status") or status
         self._notify()
 
     # -- the loop ----------------------------------------------------------------------------------------------------
@@ -676,17 +373,17 @@ class ClerkBot:
     async def run(self, stop: asyncio.Event | None = None, max_calls: int | None = None) -> None:
         """Serve calls until ``stop`` is set or ``max_calls`` calls have ended; raises :class:`BotError`
         if the connection is refused or lost."""
-        channel = _Channel(
+        channel = Channel(
             self.url, self.token, CLERK_NAMESPACE, _CLERK_EVENTS, request_timeout_s=self.request_timeout_s
         )
         self._channel = channel
         watcher: asyncio.Task[None] | None = None
         try:
             self.welcome = await channel.connect(self.connect_timeout_s)
-            clerk = _mapping(self.welcome, "clerk")
-            self.name = _text(clerk, "name")
-            self.center = self.center or _text(clerk, "center")
-            self.status = _text(self.welcome, "status")
+            clerk = mapping_of(self.welcome, "clerk")
+            self.name = text_of(clerk, "name")
+            self.center = self.center or text_of(clerk, "center")
+            self.status = text_of(self.welcome, "status")
             logger.info("clerk %s: connected, %s", self.name, self.status)
             await self.set_status("available")
             self.ready.set()
@@ -706,7 +403,7 @@ class ClerkBot:
             await self._finish(channel)
 
     @staticmethod
-    async def _watch(stop: asyncio.Event, channel: _Channel) -> None:
+    async def _watch(stop: asyncio.Event, channel: Channel) -> None:
         await stop.wait()
         channel.queue.put_nowait(Incoming("_stop", {}))
 
@@ -714,12 +411,12 @@ class ClerkBot:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _require_channel(self) -> _Channel:
+    def _require_channel(self) -> Channel:
         if self._channel is None or not self._channel.connected:
             raise BotError("the clerk bot is not connected")
         return self._channel
 
-    async def _handle(self, channel: _Channel, item: Incoming) -> None:
+    async def _handle(self, channel: Channel, item: Incoming) -> None:
         event, payload = item.event, item.payload
         if item.source is not None and item.source is not self._peer:
             return
@@ -734,7 +431,7 @@ class ClerkBot:
         elif event == "signal":
             await self._on_signal(channel, payload)
         elif event == "_pc_state":
-            await self._on_pc_state(channel, _text(payload, "state"))
+            await self._on_pc_state(channel, text_of(payload, "state"))
         elif event == "_media":
             if self._peer is not None and self._current is not None and self._peer.media_received:
                 self._current.media_received.set()
@@ -747,19 +444,19 @@ class ClerkBot:
             raise BotError(f"clerk {self.name}: disconnected by the server: {payload.get('reason')}")
         self._notify()
 
-    async def _on_status(self, channel: _Channel, payload: Payload) -> None:
-        self.status = _text(payload, "status")
+    async def _on_status(self, channel: Channel, payload: Payload) -> None:
+        self.status = text_of(payload, "status")
         logger.info("clerk %s: status %s %s", self.name, self.status, payload.get("reason") or "")
         if self.status == "away" and self._want_available and self._current is None and not self._stopping:
             try:
                 ack = await channel.call("set_status", {"status": "available"})
-                self.status = _text(ack, "status") or "available"
+                self.status = text_of(ack, "status") or "available"
             except ProtocolError as exc:
                 logger.warning("clerk %s: cannot go available again: %s", self.name, exc)
 
-    async def _on_ring(self, channel: _Channel, payload: Payload) -> None:
+    async def _on_ring(self, channel: Channel, payload: Payload) -> None:
         self.rings.append(payload)
-        call_id = _text(payload, "call_id")
+        call_id = text_of(payload, "call_id")
         logger.info("clerk %s: rung for %s (%s)", self.name, call_id, payload.get("field"))
         if self.auto_accept and self._current is None and not self._stopping:
             try:
@@ -768,16 +465,16 @@ class ClerkBot:
                 logger.warning("clerk %s: accept failed: %s", self.name, exc)
 
     async def _on_matched(self, payload: Payload) -> None:
-        call_id = _text(payload, "call_id")
+        call_id = text_of(payload, "call_id")
         if self._peer is not None:
             await self._peer.close()
-        field = _text(payload, "field")
-        stats = CallStats(call_id=call_id, field=field, peer_name=_text(_mapping(payload, "peer"), "name"))
+        field = text_of(payload, "field")
+        stats = CallStats(call_id=call_id, field=field, peer_name=text_of(mapping_of(payload, "peer"), "name"))
         self.calls.append(stats)
         self._current = stats
         caption = [line for line in (self.name or "Clerk", field, self.center) if line]
         assert self._channel is not None
-        self._peer = _Peer(
+        self._peer = PeerLink(
             call_id,
             ice_servers_from(payload.get("ice_servers")),
             caption,
@@ -794,24 +491,24 @@ class ClerkBot:
         else:
             stats.audio_frames = counter.frames
 
-    async def _on_signal(self, channel: _Channel, payload: Payload) -> None:
+    async def _on_signal(self, channel: Channel, payload: Payload) -> None:
         peer = self._peer
-        if peer is None or peer.call_id != _text(payload, "call_id"):
+        if peer is None or peer.call_id != text_of(payload, "call_id"):
             logger.warning(
                 "clerk %s: signal for %s without a matching call, ignored", self.name, payload.get("call_id")
             )
             return
         if isinstance(payload.get("description"), Mapping):
-            description = _mapping(payload, "description")
+            description = mapping_of(payload, "description")
             if description.get("type") != "offer":
                 logger.warning("clerk %s: expected an offer, got %r", self.name, description.get("type"))
                 return
             answer = await peer.answer(description)
             await channel.call("signal", {"call_id": peer.call_id, "description": answer})
         elif isinstance(payload.get("candidate"), Mapping):
-            await peer.add_candidate(_mapping(payload, "candidate"))
+            await peer.add_candidate(mapping_of(payload, "candidate"))
 
-    async def _on_pc_state(self, channel: _Channel, state: str) -> None:
+    async def _on_pc_state(self, channel: Channel, state: str) -> None:
         peer, stats = self._peer, self._current
         if peer is None or stats is None:
             return
@@ -826,12 +523,12 @@ class ClerkBot:
             with contextlib.suppress(ProtocolError):
                 await channel.call("hangup", {"call_id": peer.call_id})
 
-    async def _on_call_ended(self, channel: _Channel, payload: Payload) -> None:
-        stats = self.call(_text(payload, "call_id"))
+    async def _on_call_ended(self, channel: Channel, payload: Payload) -> None:
+        stats = self.call(text_of(payload, "call_id"))
         if stats is None:
             return
-        stats.ended_reason = _text(payload, "reason")
-        stats.ended_by = _text(payload, "by")
+        stats.ended_reason = text_of(payload, "reason")
+        stats.ended_by = text_of(payload, "by")
         logger.info("clerk %s: call %s ended: %s by %s", self.name, stats.call_id, stats.ended_reason, stats.ended_by)
         if self._peer is not None and self._peer.call_id == stats.call_id:
             await self._peer.close()
@@ -849,11 +546,11 @@ class ClerkBot:
             if isinstance(entry, Mapping) and entry.get("id") == field:
                 matters = entry.get("matters")
                 for matter in matters if isinstance(matters, list) else []:
-                    if isinstance(matter, Mapping) and _text(matter, "id"):
-                        return _text(matter, "id")
+                    if isinstance(matter, Mapping) and text_of(matter, "id"):
+                        return text_of(matter, "id")
         return None
 
-    async def _wrap_up(self, channel: _Channel, stats: CallStats) -> None:
+    async def _wrap_up(self, channel: Channel, stats: CallStats) -> None:
         matter_type = self.matter_type_for(stats.field)
         if matter_type is None:
             logger.warning("clerk %s: no matter type for field %r, cannot wrap up", self.name, stats.field)
@@ -866,7 +563,7 @@ class ClerkBot:
             return
         stats.wrapped_up = True
 
-    async def _finish(self, channel: _Channel) -> None:
+    async def _finish(self, channel: Channel) -> None:
         if self._current is not None and channel.connected:
             try:
                 await channel.call("hangup", {"call_id": self._current.call_id})
