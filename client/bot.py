@@ -65,6 +65,8 @@ class KioskResult:
     audio_frames: int
     video_size: tuple[int, int] | None
     clerk_name: str | None
+    video_packets: int = 0  # RTP packets received, from getStats
+    audio_packets: int = 0
 
     def summary(self) -> str:
         def secs(value: float | None) -> str:
@@ -75,7 +77,8 @@ class KioskResult:
         return (
             f"{head} ({self.reason}): call {self.call_id or '-'} with clerk {self.clerk_name or '-'}; "
             f"waited {secs(self.queue_wait_s)}, media after {secs(self.time_to_media_s)}; "
-            f"received {self.video_frames} video frames ({size}) and {self.audio_frames} audio frames"
+            f"received {self.video_frames} video frames ({size}) in {self.video_packets} packets and "
+            f"{self.audio_frames} audio frames in {self.audio_packets} packets"
         )
 
 
@@ -114,6 +117,7 @@ class KioskBot:
         self._clerk_name: str | None = None
         self._ended: tuple[str, str] | None = None  # (reason, by)
         self._counts: tuple[int, int, tuple[int, int] | None] = (0, 0, None)
+        self._packets: tuple[int, int] = (0, 0)
 
     async def run(self, seconds: float, timeout_s: float = 60.0) -> KioskResult:
         """Connect, request a call, wait (at most ``timeout_s``) until the clerk's video and audio arrive,
@@ -150,6 +154,7 @@ class KioskBot:
         finally:
             await self._finish(channel)
         video_frames, audio_frames, video_size = self._counts
+        video_packets, audio_packets = self._packets
         ok = ok and video_frames > 0 and audio_frames > 0
         result = KioskResult(
             ok=ok,
@@ -161,6 +166,8 @@ class KioskBot:
             audio_frames=audio_frames,
             video_size=video_size,
             clerk_name=self._clerk_name,
+            video_packets=video_packets,
+            audio_packets=audio_packets,
         )
         logger.info("kiosk: %s", result.summary())
         return result
@@ -242,6 +249,11 @@ class KioskBot:
                 logger.warning("kiosk: hangup failed: %s", exc)
         peer = self._peer
         if peer is not None:
+            packets = {"video": 0, "audio": 0}
+            for stat in (await peer.pc.getStats()).values():
+                if getattr(stat, "type", "") == "inbound-rtp" and getattr(stat, "kind", "") in packets:
+                    packets[stat.kind] += int(getattr(stat, "packetsReceived", 0) or 0)
+            self._packets = (packets["video"], packets["audio"])
             await peer.close()
             video, audio = peer.video, peer.audio
             self._counts = (

@@ -26,6 +26,7 @@ async def run_call(harness: Harness, seconds: float = 1.5) -> None:
         assert result.ok, result.summary()
         assert result.video_frames > 5 and result.audio_frames > 20, result.summary()
         assert result.video_size == (640, 480)
+        assert result.video_packets >= result.video_frames and result.audio_packets >= result.audio_frames
         assert result.clerk_name == "Bot clerk"
         stats = await clerk.wait_ended(result.call_id, timeout_s=10)
         assert stats.video_frames > 5 and stats.audio_frames > 20, stats
