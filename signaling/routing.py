@@ -91,6 +91,7 @@ class RoutingEngine:
         self._holds: list[tuple[float, str]] = []  # (deadline, call), lazily pruned
         self._handle_s: dict[str, float] = {}
         self._online: Counter[tuple[str, str, str]] = Counter()
+        self._profile_keys: dict[ClerkProfile, tuple[list[Hashable], list[Hashable]]] = {}  # (idle, lookup) keys
         self._district_depth = min(2, len(self.regions.levels))
 
     # ------------------------------------------------------------------ clerks
@@ -392,21 +393,33 @@ class RoutingEngine:
         return (clerk.idle_since, clerk.seq, clerk.profile.id)
 
     def _clerk_index_keys(self, profile: ClerkProfile) -> list[Hashable]:
+        return self._keys_of(profile)[0]
+
+    def _keys_of(self, profile: ClerkProfile) -> tuple[list[Hashable], list[Hashable]]:
+        """The keys a clerk is filed under while idle, and the keys of the waiting calls they may take (cached)."""
+        cached = self._profile_keys.get(profile)
+        if cached is not None:
+            return cached
         keys: set[Hashable] = set()
+        lookup: set[Hashable] = set()
         for f in profile.fields:
             for lang in (*profile.languages, ANY_LANGUAGE):
                 for c in profile.regions:
                     keys.add(("cover", f, c, lang))
                     keys.update(("inside", f, a, lang) for a in self.regions.ancestors(c))
-        return list(keys)
+                    lookup.add(("reach", f, c, lang))
+                    lookup.update(("wide", f, a, lang) for a in self.regions.ancestors(c))
+        cached = self._profile_keys[profile] = (list(keys), list(lookup))
+        return cached
 
     def _make_available(self, clerk: ClerkState, now: float, out: list[Decision], reason: str = "") -> None:
         self._set_status(clerk, ClerkStatus.AVAILABLE, out, reason)
         clerk.idle_since = now
-        keys = self._clerk_index_keys(clerk.profile)
-        self._clerk_keys[clerk.profile.id] = keys
-        self._idle.add(keys, self._clerk_item(clerk))
         self._match_clerk(clerk, now, out)
+        if clerk.idle:  # nothing waits for this clerk: file them as idle
+            keys = self._clerk_index_keys(clerk.profile)
+            self._clerk_keys[clerk.profile.id] = keys
+            self._idle.add(keys, self._clerk_item(clerk))
 
     def _unidle(self, clerk: ClerkState) -> None:
         keys = self._clerk_keys.pop(clerk.profile.id, None)
@@ -490,15 +503,10 @@ class RoutingEngine:
             return clerk_id in calls[call_id].declined_by
 
         best: Item | None = None
-        p = clerk.profile
-        for f in p.fields:
-            for lang in (*p.languages, ANY_LANGUAGE):
-                for c in p.regions:
-                    keys = [("reach", f, c, lang)] + [("wide", f, a, lang) for a in self.regions.ancestors(c)]
-                    for key in keys:
-                        item = self._waiting.first(key, skip)
-                        if item is not None and (best is None or item < best):
-                            best = item
+        for key in self._keys_of(clerk.profile)[1]:
+            item = self._waiting.first(key, skip)
+            if item is not None and (best is None or item < best):
+                best = item
         return calls[best[-1]] if best is not None else None
 
     def _ring_index(self, clerk: ClerkState, call: Call) -> int:
