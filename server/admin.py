@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ END_REASONS = {"hangup": "正常结束 hung up", "cancelled": "排队放弃 gave
 SCORES = {"satisfied": "满意 satisfied", "neutral": "一般 neutral", "dissatisfied": "不满意 dissatisfied"}
 FOLLOWUP_TABS = {"open": "未办结 open", "due_today": "今日到期 due today", "overdue": "已逾期 overdue",
                  "resolved": "已办结 resolved", "all": "全部 all"}
+STATES = {"available": "空闲 available", "away": "离开 away", "ringing": "振铃 ringing", "busy": "通话 busy",
+          "wrap_up": "整理 wrap-up", "queued": "排队 queued", "connecting": "接通中 connecting",
+          "active": "通话中 active"}
 FOLLOWUP_KINDS = {"simple": "简单 simple", "general": "一般 general (3 days)", "complex": "复杂 complex (7 days)"}
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -136,6 +140,17 @@ def fmt_share(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
+def fmt_value(value: object) -> str:
+    """An event's data value for people: true/false, "–" for none, JSON for lists and mappings."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
 def local_today(settings: Settings) -> dt.date:
     return dt.datetime.now(settings.tz).date()
 
@@ -209,7 +224,7 @@ async def live_payload(app: web.Application) -> dict[str, Any]:
 @require_role("admin")
 async def board(request: web.Request) -> web.StreamResponse:
     return render("admin_board.html", request, {"live": await live_payload(request.app), "poll_ms": LIVE_POLL_MS,
-                                                "fmt_duration": fmt_duration})
+                                                "fmt_duration": fmt_duration, "states": STATES})
 
 
 @api_role("admin")
@@ -737,9 +752,13 @@ async def add_clerk(request: web.Request) -> web.StreamResponse:
             form.errors["username"] = "This username is taken. 用户名已被使用。"
     if form.errors:
         return await _clerks_response(request, form, status=400)
-    clerk, token = await request.app[IDENTITIES].add_clerk(
-        form.name, form.fields, form.regions, form.languages, center=form.center,
-        username=form.username or None, password=form.password or None)
+    try:
+        clerk, token = await request.app[IDENTITIES].add_clerk(
+            form.name, form.fields, form.regions, form.languages, center=form.center,
+            username=form.username or None, password=form.password or None)
+    except sa.exc.IntegrityError:  # the username was taken meanwhile
+        form.errors["username"] = "This username is taken. 用户名已被使用。"
+        return await _clerks_response(request, form, status=400)
     await admin_action(request, "clerk_added", clerk_id=clerk.id, name=clerk.name, center=clerk.center,
                        fields=form.fields, regions=form.regions, languages=form.languages,
                        username=form.username or None)
@@ -866,6 +885,7 @@ def setup_routes(app: web.Application) -> None:
     env.filters["vw_time"] = functools.partial(fmt_time, tz=settings.tz)
     env.filters["vw_duration"] = fmt_duration
     env.filters["vw_share"] = fmt_share
+    env.filters["vw_value"] = fmt_value
     r = app.router
     r.add_get("/admin", board, name="admin")
     r.add_get("/admin/api/live", live_api, name="admin_live")

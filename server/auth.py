@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import sqlalchemy as sa
@@ -102,7 +103,7 @@ def require_role(*roles: str) -> Callable[[View], View]:
             if user is None:
                 if request.path.startswith("/api/") or request.headers.get("Accept", "").startswith("application/json"):
                     raise web.HTTPUnauthorized(text="log in first")
-                raise web.HTTPSeeOther(f"/login?next={request.rel_url}")
+                raise web.HTTPSeeOther(f"/login?next={quote(str(request.rel_url), safe='/')}")
             if roles and user.role not in roles:
                 raise web.HTTPForbidden(text="your role may not open this page")
             return await view(request)
@@ -113,7 +114,7 @@ def require_role(*roles: str) -> Callable[[View], View]:
 
 
 def _safe_next(value: str | None, user: Clerk) -> str:
-    if value and value.startswith("/") and not value.startswith("//"):
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):  # browsers read /\ as //
         return value
     return "/admin" if user.is_admin else "/clerk"
 

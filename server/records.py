@@ -62,6 +62,10 @@ class Records:
         data: Mapping[str, Any] | None = None, at: float | None = None,
     ) -> int:
         """Append one event inside the caller's transaction ``conn``; return its id."""
+        # Take the write lock before reading the head: SQLite ignores FOR UPDATE, and its driver runs a
+        # SELECT before the transaction's first write outside any transaction, so two writers could
+        # otherwise both read the same head and fork the chain. (On PostgreSQL this locks the row too.)
+        await conn.execute(chain_head.update().where(chain_head.c.id == 1).values(count=chain_head.c.count))
         head = (await conn.execute(
             sa.select(chain_head.c.last_hash, chain_head.c.count).where(chain_head.c.id == 1).with_for_update()
         )).one()._mapping

@@ -2,15 +2,21 @@
  * Virtual Windows clerk console.
  *
  * Speaks docs/protocol.md on the Socket.IO namespace /clerk. The clerk is the
- * answerer of each call. Keyboard: A = accept, D = decline, H = hang up.
+ * answerer of each call. Keyboard: A = accept, D = decline, H = hang up,
+ * T = transfer menu, Ctrl+Enter = save the wrap-up.
  *
  * Phases (shown in [data-testid=state] and <body data-state>):
  *   setup, unauthorized, replaced, connecting   no usable connection
  *   idle                                        away or available, no call
  *   ringing                                     a call is offered (ring card)
  *   call                                        talking to a visitor
- * The server's status (away, available, ringing, busy) is in
+ *   wrap_up                                     the call is over: log its matters (wrap-up form)
+ * The server's status (away, available, ringing, busy, wrap_up) is in
  * [data-testid=status] as text and as its data-status attribute.
+ *
+ * A wrap-up stays on the page until it is saved, also after the server's
+ * wrap-up time ran out (the server accepts late wrap-ups); the form then shows
+ * below a new ring or call.
  */
 (function () {
   'use strict';
@@ -22,6 +28,7 @@
   const RETRY_REFUSED_MS = 10 * 1000;
   const INFO_NOTICE_MS = 15 * 1000;
   const LOG_LENGTH = 20;
+  const KEEP_ENDED = 10; // calls remembered after they end, for a call_ended that comes after a local hang-up
 
   const STRINGS = VW.CLERK_STRINGS;
 
@@ -72,6 +79,26 @@
     clerkRegions: $('clerk-regions'),
     callSummary: $('call-summary'),
     callLog: $('call-log'),
+    statusCountdown: $('status-countdown'),
+    loginRow: $('login-row'),
+    logoutForm: $('logout-form'),
+    transfer: $('transfer'),
+    transferMenu: $('transfer-menu'),
+    transferFields: $('transfer-fields'),
+    wrapupForm: $('wrapup-form'),
+    wrapupClockLabel: $('wrapup-clock-label'),
+    wrapupCountdown: $('wrapup-countdown'),
+    wrapupCall: $('wrapup-call'),
+    wrapupLate: $('wrapup-late'),
+    wrapupPending: $('wrapup-pending'),
+    wrapupMatters: $('wrapup-matters'),
+    wrapupFormError: $('wrapup-form-error'),
+    wrapupAddMatter: $('wrapup-add-matter'),
+    wrapupSubmit: $('wrapup-submit'),
+    wrapupSubmitLabel: $('wrapup-submit-label'),
+    wrapupDone: $('wrapup-done'),
+    wrapupDoneText: $('wrapup-done-text'),
+    wrapupDoneFollowups: $('wrapup-done-followups'),
   };
 
   const lang = (el.html.getAttribute('lang') || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
@@ -90,6 +117,12 @@
     notice: null, // {text, kind}
     noticeTimer: null,
     log: [],
+    loggedIn: initial.logged_in_clerk === true, // came through /login: the session cookie identifies the clerk
+    wrapupTimeoutS: 0,
+    ended: new Map(), // call id -> a call that ended on this page (kept for its wrap-up)
+    wrapups: [], // calls to wrap up, oldest first; the form shows the first
+    wrapupDone: null, // {field, matters, followups} after the last successful wrap-up
+    transferOpen: false,
   };
 
   function t(key, params) {
@@ -116,7 +149,21 @@
     if (state.conn !== 'online' && !state.call) return state.conn === 'signedout' ? 'setup' : state.conn;
     if (state.call) return 'call';
     if (state.ring) return 'ringing';
+    if (state.wrapups.length) return 'wrap_up';
     return 'idle';
+  }
+
+  function dateText(iso) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(iso || ''));
+    if (!m) return String(iso || '');
+    const date = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    try {
+      return new Intl.DateTimeFormat(lang === 'zh' ? 'zh-CN' : 'en-GB', {
+        weekday: 'short', year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC',
+      }).format(date);
+    } catch (err) {
+      return iso;
+    }
   }
 
   // ------------------------------------------------------------------ ring sound (WebAudio, no files)
@@ -204,6 +251,7 @@
     el.setAvailable.setAttribute('aria-pressed', String(status === 'available'));
     el.setAway.setAttribute('aria-pressed', String(status === 'away'));
     el.signOut.hidden = !state.token;
+    renderStatusClock();
 
     // notice
     el.notice.hidden = !state.notice;
@@ -214,7 +262,7 @@
     const setupKeys = {
       setup: ['notSetUpTitle', 'notSetUpText'],
       signedout: ['signedOutTitle', 'signedOutText'],
-      unauthorized: ['unauthorizedTitle', 'unauthorizedText'],
+      unauthorized: state.token ? ['unauthorizedTitle', 'unauthorizedText'] : ['sessionExpiredTitle', 'sessionExpiredText'],
       replaced: ['replacedTitle', 'replacedText'],
     }[state.conn];
     el.setupPanel.hidden = !setupKeys || !!state.call;
@@ -223,6 +271,8 @@
       VW.setText(el.setupText, t(setupKeys[1]));
     }
     el.reconnect.hidden = state.conn !== 'replaced';
+    // no token and no login session: logging in is the other way in
+    el.loginRow.hidden = !['setup', 'signedout', 'unauthorized'].includes(state.conn) || (state.loggedIn && state.conn !== 'unauthorized');
 
     // idle panel
     el.idlePanel.hidden = !(p === 'idle' || (p === 'connecting' && state.clerk));
@@ -235,6 +285,8 @@
 
     renderRing();
     renderCall();
+    renderWrapup();
+    renderWrapupDone();
     renderLog();
     document.title = state.ring ? `☎ ${t('incomingCall')} · ${baseTitle}` : baseTitle;
   }
@@ -288,7 +340,119 @@
     el.muteCamera.setAttribute('aria-pressed', String(call.cameraMuted));
     VW.setText(el.muteMic, call.micMuted ? t('unmuteMic') : t('muteMic'));
     VW.setText(el.muteCamera, call.cameraMuted ? t('unmuteCamera') : t('muteCamera'));
+    renderTransfer(call);
     renderCallClock();
+  }
+
+  function renderTransfer(call) {
+    const open = state.transferOpen && !call.transferring;
+    el.transfer.disabled = !!call.transferring || !state.socket || !state.socket.connected;
+    el.transfer.setAttribute('aria-expanded', String(open));
+    VW.setText(el.transfer.querySelector('[data-i18n]'), call.transferring
+      ? t('transferring', { field: fieldName(call.transferring) })
+      : t('transfer'));
+    el.transferMenu.hidden = !open;
+    const others = state.fields.filter((f) => f && typeof f.id === 'string' && f.id !== call.field);
+    const ids = others.map((f) => f.id).join(' ');
+    if (el.transferFields.dataset.ids !== ids) {
+      el.transferFields.dataset.ids = ids;
+      el.transferFields.replaceChildren(
+        ...others.map((f) => {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'vw-btn-small vw-transfer-field';
+          b.dataset.transferField = f.id;
+          b.dataset.testid = 'transfer-to-' + f.id;
+          return b;
+        }),
+      );
+    }
+    for (const b of el.transferFields.querySelectorAll('[data-transfer-field]')) {
+      VW.setText(b, fieldName(b.dataset.transferField));
+    }
+  }
+
+  // ------------------------------------------------------------------ the wrap-up form
+
+  function matterTypes(fieldId) {
+    const f = state.fields.find((x) => x && x.id === fieldId);
+    return f && Array.isArray(f.matters) ? f.matters.filter((m) => m && typeof m.id === 'string') : [];
+  }
+
+  const wrapupForm = new VW.WrapupForm({
+    el: {
+      form: el.wrapupForm,
+      clockLabel: el.wrapupClockLabel,
+      countdown: el.wrapupCountdown,
+      call: el.wrapupCall,
+      late: el.wrapupLate,
+      pending: el.wrapupPending,
+      matters: el.wrapupMatters,
+      formError: el.wrapupFormError,
+      addMatter: el.wrapupAddMatter,
+      submit: el.wrapupSubmit,
+      submitLabel: el.wrapupSubmitLabel,
+    },
+    t,
+    lang,
+    matterTypes,
+  });
+
+  function renderWrapup() {
+    const w = state.wrapups[0] || null;
+    wrapupForm.render(w, {
+      visible: !['setup', 'signedout', 'unauthorized', 'replaced'].includes(state.conn),
+      callText: w
+        ? t('wrapupCall', {
+          kiosk: (w.peer && w.peer.name) || '',
+          field: fieldName(w.field),
+          duration: VW.formatDuration(w.duration),
+          how: w.how,
+        })
+        : '',
+      more: state.wrapups.length - 1,
+      left: wrapupClock(w),
+    });
+  }
+
+  /** Seconds of wrap-up time left while the server says wrap_up, else null. */
+  function wrapupLeft() {
+    if (state.status !== 'wrap_up' || !state.wrapups.length) return null;
+    const latest = state.wrapups[state.wrapups.length - 1];
+    return Math.max(0, Math.ceil((latest.deadline - performance.now()) / 1000));
+  }
+
+  /** The form's countdown: only for the latest call's wrap-up (the one the server is timing). */
+  function wrapupClock(w) {
+    const left = wrapupLeft();
+    return left !== null && w === state.wrapups[state.wrapups.length - 1] ? left : null;
+  }
+
+  function renderStatusClock() {
+    const left = wrapupLeft();
+    el.statusCountdown.hidden = left === null;
+    VW.setText(el.statusCountdown, left === null ? '' : VW.formatDuration(left));
+    el.statusCountdown.dataset.seconds = left === null ? '' : String(left);
+  }
+
+  function renderWrapupDone() {
+    const done = state.wrapupDone;
+    el.wrapupDone.hidden = !done || phase() !== 'idle';
+    if (!done) return;
+    VW.setText(el.wrapupDoneText, done.already ? t('wrapupAlready') : t('wrapupDoneText', { n: done.matters, field: fieldName(done.field) }));
+    const lines = done.followups.length
+      ? done.followups.map((f) => ({
+        text: t('followupDue', { id: f.id, kind: t('kind_' + f.kind), date: dateText(f.due_date) }),
+        due: f.due_date,
+      }))
+      : done.already ? [] : [{ text: t('noFollowups'), due: '' }];
+    const key = lines.map((l) => l.text).join('\n');
+    if (el.wrapupDoneFollowups.dataset.key !== key) {
+      el.wrapupDoneFollowups.dataset.key = key;
+      el.wrapupDoneFollowups.replaceChildren(...lines.map((l) => VW.WrapupForm.make('li', {
+        text: l.text, dataset: l.due ? { testid: 'wrapup-followup-due', due: l.due } : {},
+      })));
+    }
   }
 
   function renderCallClock() {
@@ -317,6 +481,10 @@
   function tick() {
     if (state.ring) renderRingClock();
     if (state.call) renderCallClock();
+    if (state.wrapups.length) {
+      wrapupForm.renderClock(wrapupClock(state.wrapups[0]));
+      renderStatusClock();
+    }
   }
 
   // ------------------------------------------------------------------ actions
@@ -400,6 +568,102 @@
     setNotice(null);
   }
 
+  // ------------------------------------------------------------------ wrap-up and transfer
+
+  function startWrapup(call) {
+    if (state.wrapups.some((w) => w.callId === call.id)) return;
+    state.wrapups.push(VW.WrapupForm.create(call, state.wrapupTimeoutS));
+    state.wrapupDone = null;
+    render();
+    if (state.wrapups[0].callId === call.id && !state.call && !state.ring) wrapupForm.focus(state.wrapups[0], 0, 'matter_type');
+  }
+
+  function onWrapupInput(ev) {
+    if (wrapupForm.readInput(state.wrapups[0], ev.target)) renderWrapup();
+  }
+
+  function addMatter() {
+    const w = state.wrapups[0];
+    const index = wrapupForm.add(w);
+    if (index < 0) return;
+    render();
+    wrapupForm.focus(w, index, 'matter_type');
+  }
+
+  function removeMatter(uid) {
+    const w = state.wrapups[0];
+    const index = wrapupForm.remove(w, uid);
+    if (index < 0) return;
+    render();
+    wrapupForm.focus(w, index, 'matter_type');
+  }
+
+  async function submitWrapup() {
+    const w = state.wrapups[0];
+    if (!w || w.sending || el.wrapupForm.hidden) return;
+    const problem = wrapupForm.check(w);
+    if (problem) {
+      w.error = problem;
+      renderWrapup();
+      wrapupForm.focus(w, problem.index, problem.field);
+      return;
+    }
+    w.error = null;
+    w.sending = true;
+    render();
+    const answer = await send('wrap_up', VW.WrapupForm.payload(w));
+    w.sending = false;
+    if (!answer.ok && answer.error.code !== 'already_done') {
+      // keep what was typed; show the refusal at its matter
+      w.error = wrapupForm.placeError(w, answer.error);
+      render();
+      if (w.error.index !== null) wrapupForm.focus(w, w.error.index, w.error.field || 'matter_type');
+      return;
+    }
+    // saved (already_done: an earlier attempt whose answer was lost had saved it)
+    state.wrapups = state.wrapups.filter((x) => x !== w);
+    state.wrapupDone = {
+      field: w.field,
+      matters: Array.isArray(answer.matters) ? answer.matters.length : w.matters.length,
+      followups: Array.isArray(answer.followups) ? answer.followups : [],
+      already: !answer.ok,
+    };
+    render();
+    if (state.wrapups.length && !state.call && !state.ring) wrapupForm.focus(state.wrapups[0], 0, 'matter_type');
+    else if (!el.wrapupDone.hidden) el.wrapupDone.querySelector('button').focus({ preventScroll: true });
+  }
+
+  function toggleTransfer(open) {
+    const call = state.call;
+    if (!call || call.transferring) return;
+    state.transferOpen = open === undefined ? !state.transferOpen : open;
+    render();
+    if (state.transferOpen) {
+      const first = el.transferFields.querySelector('button');
+      if (first) first.focus({ preventScroll: true });
+    }
+  }
+
+  async function transferTo(fieldId) {
+    const call = state.call;
+    if (!call || call.transferring || !fieldId || fieldId === call.field) return;
+    call.transferring = fieldId;
+    state.transferOpen = false;
+    render();
+    const answer = await send('transfer', { call_id: call.id, field: fieldId });
+    if (!answer.ok) {
+      call.transferring = null;
+      if (state.call === call) render();
+      const text = answer.error.code === 'field_not_served' ? t('transferNotServed', { field: fieldName(fieldId) })
+        : t('refused', { message: answer.error.message || answer.error.code });
+      setNotice(text, 'error');
+      return;
+    }
+    // call_ended (transferred, wrap_up) has usually come already; if not, end the call on this side now
+    if (!call.over) finishCall(call, 'transferred', 'clerk');
+    setNotice(t('transferDone', { field: fieldName(fieldId) }), 'info');
+  }
+
   // ------------------------------------------------------------------ the call
 
   async function localMedia() {
@@ -420,12 +684,14 @@
 
   async function onMatched(msg) {
     if (!msg || typeof msg.call_id !== 'string') return;
+    // the call's service field (for the wrap-up's matter types): from `matched`, else from the ring
+    const ringField = state.ring && state.ring.call_id === msg.call_id ? state.ring.field : undefined;
     stopRing();
     if (state.call) finishCall(state.call, 'hangup', 'system', true);
     const call = {
       id: msg.call_id,
       peer: msg.peer || {},
-      field: msg.field,
+      field: typeof msg.field === 'string' && msg.field ? msg.field : ringField,
       startedAt: Date.now(),
       stream: null,
       rtc: null,
@@ -435,9 +701,12 @@
       mediaReported: false,
       micMuted: false,
       cameraMuted: false,
+      transferring: null, // the field the visitor is being handed on to
       over: false,
     };
     state.call = call;
+    state.transferOpen = false;
+    state.wrapupDone = null;
     render();
 
     const media = await localMedia();
@@ -489,7 +758,8 @@
     else if (call.signals) call.signals.push(msg);
   }
 
-  function endText(reason, by) {
+  function endText(reason, by, call) {
+    if (reason === 'transferred' && call && call.transferring) return t('end_transferred_to', { field: fieldName(call.transferring) });
     for (const key of [`end_${reason}_${by}`, `end_${reason}`]) {
       if (STRINGS.en[key] !== undefined) return t(key);
     }
@@ -500,13 +770,21 @@
   function finishCall(call, reason, by, quiet) {
     if (call.over) return;
     call.over = true;
+    call.endedAt = Date.now();
+    call.how = endText(reason, by, call);
+    state.ended.set(call.id, call);
+    for (const id of state.ended.keys()) {
+      if (state.ended.size <= KEEP_ENDED) break;
+      state.ended.delete(id);
+    }
     if (state.call === call) state.call = null;
+    state.transferOpen = false;
     if (call.rtc) call.rtc.close();
     VW.stopStream(call.stream);
     VW.attachStream(el.remoteVideo, null);
     VW.attachStream(el.localVideo, null);
     if (!quiet) {
-      const how = endText(reason, by);
+      const how = call.how;
       const time = new Date().toLocaleTimeString(lang === 'zh' ? 'zh-CN' : undefined, { hour: '2-digit', minute: '2-digit' });
       state.log.unshift(
         t('summary', {
@@ -534,6 +812,7 @@
     state.conn = 'online';
     state.clerk = msg.clerk || null;
     state.status = typeof msg.status === 'string' ? msg.status : 'away';
+    if (typeof msg.wrapup_timeout_s === 'number') state.wrapupTimeoutS = msg.wrapup_timeout_s;
     if (Array.isArray(msg.fields) && msg.fields.length) state.fields = msg.fields;
     el.banner.hidden = true;
     if (state.ring) stopRing();
@@ -543,12 +822,21 @@
       setNotice(t('callLost'), 'warn');
       return;
     }
+    if (state.status === 'wrap_up' && !state.wrapups.length) {
+      // wrapping up a call this page no longer knows (it was reloaded)
+      setNotice(t('wrapupUnknown'), 'warn');
+      return;
+    }
     render();
   }
 
   function onStatus(msg) {
     if (!msg || typeof msg.status !== 'string') return;
     state.status = msg.status;
+    if (msg.reason === 'wrapup_timeout') {
+      // the server offers calls again; the form stays, a late wrap-up is still accepted
+      for (const w of state.wrapups) w.late = true;
+    }
     if (msg.reason === 'ring_timeout') {
       stopRing();
       setNotice(t('ringTimeout'), 'warn');
@@ -567,6 +855,7 @@
       busy: false,
     });
     if (state.notice && state.notice.kind !== 'error') setNotice(null);
+    state.wrapupDone = null;
     Ringer.start();
     render();
     if (!el.accept.disabled) el.accept.focus({ preventScroll: true });
@@ -581,15 +870,19 @@
   }
 
   function onCallEnded(msg) {
-    const call = state.call;
-    if (!msg || !call || call.id !== msg.call_id) return; // e.g. a call cancelled while it rang: ring_ended said it
-    finishCall(call, msg.reason, msg.by);
+    if (!msg || typeof msg.call_id !== 'string') return;
+    // the live call, or one this page already closed (the clerk's own hang-up or transfer)
+    const call = state.call && state.call.id === msg.call_id ? state.call : state.ended.get(msg.call_id);
+    if (!call) return; // e.g. a call cancelled while it rang: ring_ended said it
+    if (!call.over) finishCall(call, msg.reason, msg.by);
+    if (msg.wrap_up === true) startWrapup(call);
   }
 
   // ------------------------------------------------------------------ connection
 
   function connect() {
-    const socket = window.io('/clerk', { auth: { token: state.token } });
+    // a logged-in console sends no token: the session cookie goes with the handshake
+    const socket = window.io('/clerk', state.token ? { auth: { token: state.token } } : {});
     state.socket = socket;
     state.conn = 'connecting';
 
@@ -643,7 +936,25 @@
     Ringer.unlock();
     const button = ev.target instanceof Element ? ev.target.closest('button') : null;
     if (!button || button.disabled) return;
+    if (button.dataset.transferField) {
+      transferTo(button.dataset.transferField);
+      return;
+    }
+    if (button.dataset.removeMatter) {
+      removeMatter(button.dataset.removeMatter);
+      return;
+    }
     switch (button.id) {
+      case 'transfer':
+        toggleTransfer();
+        break;
+      case 'wrapup-add-matter':
+        addMatter();
+        break;
+      case 'wrapup-done-close':
+        state.wrapupDone = null;
+        render();
+        break;
       case 'set-available':
         setStatus('available');
         break;
@@ -681,7 +992,19 @@
   }
 
   function onKey(ev) {
-    if (ev.defaultPrevented || ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.defaultPrevented || ev.repeat) return;
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey) && !el.wrapupForm.hidden) {
+      ev.preventDefault();
+      submitWrapup();
+      return;
+    }
+    if (ev.key === 'Escape' && state.transferOpen) {
+      ev.preventDefault();
+      toggleTransfer(false);
+      el.transfer.focus({ preventScroll: true });
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const target = ev.target;
     if (target instanceof Element && target.closest('input, textarea, select, [contenteditable=""], [contenteditable="true"]')) return;
     const key = (ev.key || '').toLowerCase();
@@ -694,6 +1017,9 @@
     } else if (key === 'h' && state.call) {
       ev.preventDefault();
       hangup();
+    } else if (key === 't' && state.call && !state.call.transferring) {
+      ev.preventDefault();
+      toggleTransfer();
     }
   }
 
@@ -704,9 +1030,36 @@
       onKey(ev);
     });
     setInterval(tick, 250);
+    el.wrapupForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submitWrapup();
+    });
+    el.wrapupForm.addEventListener('input', onWrapupInput);
+    el.wrapupForm.addEventListener('change', onWrapupInput);
+    if (el.logoutForm) {
+      el.logoutForm.addEventListener('submit', (ev) => {
+        if (state.call && !window.confirm(t('logOutInCall'))) {
+          ev.preventDefault();
+          return;
+        }
+        if (state.socket) state.socket.disconnect();
+      });
+    }
 
+    const tokenInAddress = /(^|&)token=/.test(window.location.hash.replace(/^#/, ''));
     state.token = VW.takeToken(TOKEN_KEY);
     VW.reloadOnNewToken();
+    // logged in through /login: the session identifies the clerk, unless a token was just given in the address
+    if (state.loggedIn && !tokenInAddress) state.token = null;
+    if (!state.token && state.loggedIn) {
+      if (typeof window.io !== 'function') {
+        setNotice('socket.io client missing', 'error');
+        return;
+      }
+      connect();
+      render();
+      return;
+    }
     if (!state.token) {
       state.conn = 'setup';
       render();

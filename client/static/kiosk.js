@@ -9,9 +9,14 @@
  *   idle                                           language + service fields
  *   camera                                         waiting for getUserMedia
  *   error                                          a message and a Back button
- *   requesting, queue, ringing                     the wait screen
+ *   requesting, queue, ringing                     the wait screen (also after a transfer to
+ *                                                  another field, and for a call the server
+ *                                                  held for this kiosk while it was offline)
  *   call                                           talking to a clerk
+ *   rating                                         after an answered call: satisfied / neutral /
+ *                                                  dissatisfied, then optional reasons
  *   thanks                                         after the call, ~8 s
+ *   callback, callback_done                        no clerk reachable: leave a phone number
  */
 (function () {
   'use strict';
@@ -23,10 +28,24 @@
   const TOKEN_KEY = 'vw.kioskToken';
   const IDLE_TIMEOUT_MS = 60 * 1000; // error-like screens go back to the start after this long untouched
   const THANKS_MS = 8 * 1000;
+  const RATING_TIMEOUT_MS = 40 * 1000; // the visitor walked away: send what was chosen, say goodbye
+  const CALLBACK_TIMEOUT_MS = 120 * 1000;
+  const CALLBACK_DONE_MS = 20 * 1000;
   const ACK_TIMEOUT_MS = 15 * 1000;
   const RETRY_REFUSED_MS = 10 * 1000; // a refusal other than "unauthorized": try again after this
-  const TIMEOUT_PHASES = new Set(['camera', 'error']);
+  // phases that go back to the start after this long untouched
+  const PHASE_TIMEOUTS_MS = {
+    camera: IDLE_TIMEOUT_MS,
+    error: IDLE_TIMEOUT_MS,
+    rating: RATING_TIMEOUT_MS,
+    callback: CALLBACK_TIMEOUT_MS,
+    callback_done: CALLBACK_DONE_MS,
+  };
   const SCREEN_OF_PHASE = { requesting: 'wait', queue: 'wait', ringing: 'wait' };
+  // request_call refusals after which the visitor may leave a phone number instead
+  const CALLBACK_CODES = new Set(['field_not_served', 'outside_service_hours']);
+  const PHONE_RE = /^\+?[0-9][0-9 -]{4,19}$/; // the server's pattern (docs/protocol.md, request_callback)
+  const RATE_REASONS = ['waited_too_long', 'problem_not_solved', 'hard_to_hear_or_see', 'clerk_helpful'];
 
   const ICONS = {
     shop: [
@@ -56,8 +75,12 @@
     placeRegion: $('place-region'),
     languages: $('languages'),
     fields: $('fields'),
+    errorIcon: $('error-icon'),
+    errorIconCalm: $('error-icon-calm'),
     errorMessage: $('error-message'),
+    errorHours: $('error-hours'),
     errorDetail: $('error-detail'),
+    callbackOffer: $('callback-offer'),
     waitField: $('wait-field'),
     waitTitle: $('wait-title'),
     queueNote: $('queue-note'),
@@ -74,6 +97,24 @@
     callField: $('call-field'),
     callNote: $('call-note'),
     thanksText: $('thanks-text'),
+    ratingScreen: document.querySelector('[data-screen="rating"]'),
+    ratingTitle: $('rating-title'),
+    rateScores: $('rate-scores'),
+    rateReasons: $('rate-reasons'),
+    rateChips: $('rate-chips'),
+    rateSend: $('rate-send'),
+    rateSkip: $('rate-skip'),
+    callbackForm: $('callback-form'),
+    callbackField: $('callback-field'),
+    callbackPhone: $('callback-phone'),
+    callbackDescription: $('callback-description'),
+    callbackError: $('callback-error'),
+    callbackErrorText: $('callback-error-text'),
+    callbackErrorDetail: $('callback-error-detail'),
+    callbackSubmit: $('callback-submit'),
+    keypad: $('keypad'),
+    callbackDue: $('callback-due'),
+    callbackRef: $('callback-ref'),
   };
 
   const initial = VW.readData();
@@ -89,8 +130,10 @@
     kiosk: null,
     phase: 'connecting',
     call: null, // the visitor's call, from the tap on a field to its end
-    error: null, // {key, detail}
-    thanks: null, // {interrupted}
+    error: null, // {key, detail, hours, callbackField}
+    thanks: null, // {interrupted, rated}
+    rating: null, // {callId, score, reasons: Set, interrupted, ready: Promise}
+    callback: null, // {field, phone, description, sending, error: {key, detail}, due, followupId}
     lastTouch: Date.now(),
     thanksTimer: null,
     strays: new Set(), // call ids we hung up because nobody on this page owns them
@@ -170,6 +213,19 @@
     }
   }
 
+  function buildChips() {
+    el.rateChips.replaceChildren();
+    for (const reason of RATE_REASONS) {
+      const chip = document.createElement('button');
+      chip.type = 'button';
+      chip.className = 'vw-chip';
+      chip.dataset.reason = reason;
+      chip.dataset.testid = 'rate-reason-' + reason;
+      chip.setAttribute('aria-pressed', 'false');
+      el.rateChips.appendChild(chip);
+    }
+  }
+
   function buildLanguages() {
     el.languages.replaceChildren();
     for (const lang of state.languages) {
@@ -245,10 +301,73 @@
 
     renderWait();
     renderCall();
-    VW.setText(el.errorMessage, state.error ? t(state.error.key) : '');
-    VW.setText(el.errorDetail, state.error && state.error.detail ? state.error.detail : '');
-    VW.setText(el.thanksText, state.thanks && state.thanks.interrupted ? t('interrupted') : t('thanksText'));
+    renderError();
+    renderRating();
+    renderCallback();
+    const thanks = state.thanks || {};
+    VW.setText(el.thanksText, thanks.interrupted ? t('interrupted') : thanks.rated ? t('thanksRated') : t('thanksText'));
     VW.setText(el.status, statusText());
+  }
+
+  function renderError() {
+    const error = state.error;
+    VW.setText(el.errorMessage, error ? t(error.key) : '');
+    VW.setText(el.errorDetail, error && error.detail ? error.detail : '');
+    el.errorHours.hidden = !(error && error.hours);
+    VW.setText(el.errorHours, error && error.hours ? t('serviceHours', { hours: error.hours }) : '');
+    el.callbackOffer.hidden = !(error && error.callbackField);
+    // closed, or not served here: expected, so a clock rather than an exclamation mark
+    el.errorIcon.hidden = !!(error && error.callbackField);
+    el.errorIconCalm.hidden = !(error && error.callbackField);
+  }
+
+  function renderRating() {
+    const rating = state.rating;
+    if (!rating) return;
+    const step = rating.score ? 'reason' : 'score';
+    el.ratingScreen.dataset.step = step;
+    VW.setText(el.ratingTitle, rating.score ? t('rateThanks') : t('rateTitle'));
+    for (const button of el.rateScores.querySelectorAll('[data-score]')) {
+      button.setAttribute('aria-pressed', String(button.dataset.score === rating.score));
+    }
+    el.rateScores.classList.toggle('vw-rate-scores-chosen', !!rating.score);
+    el.rateReasons.hidden = !rating.score;
+    for (const chip of el.rateChips.querySelectorAll('[data-reason]')) {
+      VW.setText(chip, t('reason_' + chip.dataset.reason));
+      chip.setAttribute('aria-pressed', String(rating.reasons.has(chip.dataset.reason)));
+    }
+    el.rateSend.hidden = !rating.score;
+    VW.setText(el.rateSkip, rating.score ? t('rateSkipReasons') : t('rateSkip'));
+  }
+
+  function renderCallback() {
+    const cb = state.callback;
+    if (!cb) return;
+    VW.setText(el.callbackField, fieldName(cb.field));
+    if (el.callbackPhone.value !== cb.phone) el.callbackPhone.value = cb.phone;
+    el.callbackPhone.setAttribute('aria-invalid', String(!!(cb.error && cb.error.key === 'errPhone')));
+    el.callbackError.hidden = !cb.error;
+    VW.setText(el.callbackErrorText, cb.error ? t(cb.error.key) : '');
+    VW.setText(el.callbackErrorDetail, cb.error && cb.error.detail ? cb.error.detail : '');
+    el.callbackSubmit.disabled = cb.sending;
+    el.callbackForm.setAttribute('aria-busy', String(cb.sending));
+    VW.setText(el.callbackSubmit, cb.sending ? t('sending') : t('callbackSend'));
+    VW.setText(el.callbackDue, cb.due ? t('callbackDue', { date: formatDate(cb.due) }) : '');
+    el.callbackDue.dataset.date = cb.due || '';
+    VW.setText(el.callbackRef, cb.followupId != null ? t('callbackRef', { id: cb.followupId }) : '');
+  }
+
+  /** "2025-06-12" as a date in the visitor's language (the server's calendar date, no time zone shift). */
+  function formatDate(iso) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(iso || ''));
+    if (!m) return String(iso || '');
+    const date = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    const locale = { zh: 'zh-CN', en: 'en-GB', ar: 'ar-u-nu-latn' }[state.lang] || state.lang;
+    try {
+      return new Intl.DateTimeFormat(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' }).format(date);
+    } catch (err) {
+      return iso;
+    }
   }
 
   function renderWait() {
@@ -258,7 +377,9 @@
     VW.setText(el.waitField, fieldName(call.field));
     VW.setText(el.waitTitle, ringing ? t('ringing') : t('queueTitle'));
     el.queueNote.hidden = !call.note;
-    VW.setText(el.queueNote, call.note ? t(call.note) : '');
+    el.queueNote.dataset.note = call.note || '';
+    el.queueNote.classList.toggle('vw-note-calm', call.note === 'transferred' || call.note === 'resumed');
+    VW.setText(el.queueNote, call.note ? t(call.note, { field: fieldName(call.field) }) : '');
     el.queueBox.hidden = ringing;
     el.ringingBox.hidden = !ringing;
 
@@ -302,7 +423,10 @@
       case 'queue': return [el.waitTitle.textContent, el.queuePositionText.textContent].filter(Boolean).join('. ');
       case 'ringing': return t('ringing');
       case 'call': return state.call && state.call.peer ? `${t('talkingTo')} ${state.call.peer.name || ''}` : '';
+      case 'rating': return state.rating && state.rating.score ? t('rateReasonsTitle') : t('rateTitle');
       case 'thanks': return t('thanks');
+      case 'callback': return t('callbackTitle');
+      case 'callback_done': return `${t('callbackDoneTitle')}. ${el.callbackDue.textContent}`;
       default: return '';
     }
   }
@@ -326,20 +450,26 @@
     state.thanksTimer = null;
     state.error = null;
     state.thanks = null;
+    state.rating = null;
+    state.callback = null;
     if (fresh) state.lang = state.defaultLang;
     // before the first welcome there is nothing to show yet; later a lost connection only shows the banner
     setPhase(state.kiosk ? 'idle' : 'connecting');
   }
 
-  function showError(key, detail) {
+  /** An error screen; `extra` may carry `hours` (service hours) and `callbackField` (offer a callback). */
+  function showError(key, detail, extra) {
     endLocalCall();
-    state.error = { key, detail: detail || '' };
+    state.rating = null;
+    state.callback = null;
+    state.error = Object.assign({ key, detail: detail || '', hours: '', callbackField: null }, extra || {});
     setPhase('error');
   }
 
-  function showThanks(interrupted) {
+  function showThanks(interrupted, rated) {
     endLocalCall();
-    state.thanks = { interrupted: !!interrupted };
+    state.rating = null;
+    state.thanks = { interrupted: !!interrupted, rated: !!rated };
     clearTimeout(state.thanksTimer);
     state.thanksTimer = setTimeout(() => {
       if (state.phase === 'thanks') goIdle(true);
@@ -370,6 +500,191 @@
     VW.attachStream(el.previewVideo, call.stream);
   }
 
+  // ------------------------------------------------------------------ after a call: the rating
+
+  /**
+   * An answered call is over: ask how it went. `ready` resolves once the server has
+   * ended the call (a visitor's own hang-up), so that `rate` never overtakes `hangup`.
+   */
+  function showRating(call, interrupted, ready) {
+    endLocalCall();
+    if (!call.id) {
+      showThanks(interrupted);
+      return;
+    }
+    clearTimeout(state.thanksTimer);
+    state.thanks = null;
+    state.rating = { callId: call.id, score: null, reasons: new Set(), interrupted: !!interrupted, ready: ready || Promise.resolve() };
+    setPhase('rating');
+  }
+
+  function chooseScore(score) {
+    const rating = state.rating;
+    if (!rating || state.phase !== 'rating') return;
+    rating.score = score;
+    render();
+  }
+
+  function toggleReason(reason) {
+    const rating = state.rating;
+    if (!rating || !rating.score) return;
+    if (rating.reasons.has(reason)) rating.reasons.delete(reason);
+    else rating.reasons.add(reason);
+    render();
+  }
+
+  /** Send the rating (if a score was chosen; `withReasons` false drops the chips) and say goodbye. */
+  function finishRating(withReasons) {
+    const rating = state.rating;
+    if (!rating || state.phase !== 'rating') return;
+    state.rating = null;
+    const socket = state.socket;
+    if (rating.score) {
+      const payload = { call_id: rating.callId, score: rating.score };
+      const reason = withReasons ? RATE_REASONS.filter((r) => rating.reasons.has(r)).join(',') : '';
+      if (reason) payload.reason = reason;
+      rating.ready
+        .catch(() => undefined)
+        .then(() => VW.send(socket, 'rate', payload, ACK_TIMEOUT_MS))
+        .then((answer) => {
+          if (!answer.ok) console.warn('vw: rating refused', answer.error);
+        });
+    }
+    showThanks(rating.interrupted, !!rating.score);
+  }
+
+  // ------------------------------------------------------------------ transfer and resume
+
+  /** The clerk handed the visitor on to another field: same camera, new call id, front of that queue. */
+  function transferCall(call, to) {
+    closePeer(call);
+    call.id = to.call_id;
+    if (typeof to.field === 'string' && to.field) call.field = to.field;
+    call.position = undefined;
+    call.wait = undefined;
+    call.note = 'transferred';
+    call.mediaReported = false;
+    setPhase('queue');
+  }
+
+  /**
+   * The server held a call for this kiosk while it was offline (welcome.call): back to
+   * the wait screen for it. After a reload the page knows nothing of it: start over
+   * from what the server says, and turn the camera on again for when a clerk answers.
+   */
+  function resumeCall(held) {
+    const local = state.call;
+    if (local && local.id === held.call_id && ['requesting', 'queue', 'ringing'].includes(state.phase)) {
+      local.note = local.note || 'resumed';
+      setPhase('queue');
+      return;
+    }
+    endLocalCall();
+    clearTimeout(state.thanksTimer);
+    state.error = null;
+    state.thanks = null;
+    state.rating = null;
+    state.callback = null;
+    if (typeof held.language === 'string' && state.languages.includes(held.language)) state.lang = held.language;
+    const call = newCall(typeof held.field === 'string' ? held.field : '', state.lang);
+    call.id = held.call_id;
+    call.note = 'resumed';
+    state.call = call;
+    setPhase('queue');
+    // onMatched waits for this before it makes the offer
+    call.cameraReady = openCamera()
+      .then((stream) => {
+        if (state.call !== call || call.over) {
+          VW.stopStream(stream);
+          return;
+        }
+        call.stream = stream;
+        VW.attachStream(el.previewVideo, stream);
+      })
+      .catch((err) => {
+        if (state.call !== call) return;
+        console.warn('vw: getUserMedia failed', err);
+        withdraw(call.id);
+        showError(cameraErrorKey(err), err && err.name ? `${err.name}: ${err.message || ''}` : '');
+      })
+      .finally(() => {
+        call.cameraReady = null;
+      });
+  }
+
+  // ------------------------------------------------------------------ no clerk reachable: a callback
+
+  function offerCallback() {
+    const field = state.error && state.error.callbackField;
+    if (!field || state.phase !== 'error') return;
+    state.error = null;
+    state.callback = { field, phone: '', description: '', sending: false, error: null, due: null, followupId: null };
+    el.callbackPhone.value = '';
+    el.callbackDescription.value = '';
+    setPhase('callback');
+  }
+
+  /** Only what a phone number may hold: digits, spaces, dashes, one leading "+"; at most 20 characters. */
+  function cleanPhone(value) {
+    let out = String(value || '').replace(/[^0-9+ -]/g, '');
+    out = (out.startsWith('+') ? '+' : '') + out.replace(/\+/g, '');
+    return out.slice(0, 20);
+  }
+
+  function pressKey(key) {
+    const cb = state.callback;
+    if (!cb || cb.sending || state.phase !== 'callback') return;
+    if (key === 'delete') cb.phone = cb.phone.slice(0, -1);
+    else if (key === '+') cb.phone = cb.phone ? cb.phone : '+';
+    else cb.phone = cleanPhone(cb.phone + key);
+    if (cb.error && cb.error.key === 'errPhone') cb.error = null;
+    render();
+  }
+
+  function callbackErrorKey(error) {
+    const message = error.message || '';
+    switch (error.code) {
+      case 'invalid_payload':
+        if (/\$\.description/.test(message)) return 'errDescription';
+        return 'errPhone';
+      case 'timeout':
+        return 'errTimeout';
+      case 'offline':
+        return 'errOffline';
+      default:
+        return 'errCallback';
+    }
+  }
+
+  async function submitCallback() {
+    const cb = state.callback;
+    if (!cb || cb.sending || state.phase !== 'callback') return;
+    cb.phone = cleanPhone(el.callbackPhone.value);
+    cb.description = el.callbackDescription.value.trim().slice(0, 500);
+    const phone = cb.phone.trim();
+    if (!PHONE_RE.test(phone)) {
+      cb.error = { key: 'errPhone', detail: '' };
+      render();
+      return;
+    }
+    cb.error = null;
+    cb.sending = true;
+    render();
+    const payload = { field: cb.field, language: state.lang, phone };
+    if (cb.description) payload.description = cb.description;
+    const answer = await VW.send(state.socket, 'request_callback', payload, ACK_TIMEOUT_MS);
+    if (state.callback !== cb) return;
+    cb.sending = false;
+    if (!answer.ok) {
+      cb.error = { key: callbackErrorKey(answer.error), detail: answer.error.message };
+      render();
+      return;
+    }
+    cb.due = typeof answer.due_date === 'string' ? answer.due_date : null;
+    cb.followupId = answer.followup_id != null ? answer.followup_id : null;
+    setPhase('callback_done');
+  }
+
   // ------------------------------------------------------------------ the visitor's actions
 
   function cameraErrorKey(err) {
@@ -386,6 +701,8 @@
       case 'field_not_served':
       case 'unknown_field':
         return 'errFieldNotServed';
+      case 'outside_service_hours':
+        return 'errOutsideHours';
       case 'already_in_call':
         return 'errAlreadyInCall';
       case 'timeout':
@@ -397,16 +714,11 @@
     }
   }
 
-  async function chooseField(fieldId) {
-    if (state.phase !== 'idle' || state.call) return;
-    if (!state.socket || !state.socket.connected) {
-      showError('errOffline');
-      return;
-    }
-    const call = {
+  function newCall(fieldId, language) {
+    return {
       id: null,
       field: fieldId,
-      language: state.lang,
+      language,
       stream: null,
       rtc: null,
       peer: null,
@@ -415,19 +727,34 @@
       note: null,
       mediaNote: null,
       mediaReported: false,
+      matched: false,
+      cameraReady: null, // a promise while the camera of a resumed call starts
       over: false,
     };
+  }
+
+  async function openCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      const err = new Error('navigator.mediaDevices is not available (is the page served over https?)');
+      err.name = 'NotSupportedError';
+      throw err;
+    }
+    return navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  }
+
+  async function chooseField(fieldId) {
+    if (state.phase !== 'idle' || state.call) return;
+    if (!state.socket || !state.socket.connected) {
+      showError('errOffline');
+      return;
+    }
+    const call = newCall(fieldId, state.lang);
     state.call = call;
     setPhase('camera');
 
     let stream;
     try {
-      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-        const err = new Error('navigator.mediaDevices is not available (is the page served over https?)');
-        err.name = 'NotSupportedError';
-        throw err;
-      }
-      stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      stream = await openCamera();
     } catch (err) {
       if (state.call !== call) return; // the visitor left meanwhile
       console.warn('vw: getUserMedia failed', err);
@@ -449,7 +776,14 @@
       return;
     }
     if (!answer.ok) {
-      showError(ackErrorKey(answer.error.code), answer.error.message);
+      const code = answer.error.code;
+      if (CALLBACK_CODES.has(code)) {
+        // expected, not a fault: say so calmly and offer a call back (the server's English text stays out)
+        const hours = /(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})/.exec(answer.error.message || '');
+        showError(ackErrorKey(code), '', { hours: hours ? `${hours[1]}–${hours[2]}` : '', callbackField: fieldId });
+      } else {
+        showError(ackErrorKey(code), answer.error.message);
+      }
       return;
     }
     call.id = call.id || answer.call_id;
@@ -480,8 +814,8 @@
   function hangup() {
     const call = state.call;
     if (!call || state.phase !== 'call') return;
-    showThanks(false);
-    if (call.id) VW.send(state.socket, 'hangup', { call_id: call.id }, ACK_TIMEOUT_MS);
+    const done = call.id ? VW.send(state.socket, 'hangup', { call_id: call.id }, ACK_TIMEOUT_MS) : Promise.resolve();
+    showRating(call, false, done);
   }
 
   // ------------------------------------------------------------------ server events
@@ -524,20 +858,18 @@
     const serverCall = msg.call && typeof msg.call === 'object' ? msg.call : null;
     const serverCallId = serverCall ? serverCall.call_id || serverCall.id : null;
     const call = state.call;
-    if (call && ['requesting', 'queue', 'ringing', 'call'].includes(state.phase)) {
+    if (typeof serverCallId === 'string' && serverCallId) {
+      // the server kept this kiosk's place in the queue while it was away: back to it
+      resumeCall(Object.assign({}, serverCall, { call_id: serverCallId }));
+    } else if (call && ['requesting', 'queue', 'ringing', 'call'].includes(state.phase)) {
       // A new connection: the server ended whatever this page was doing (protocol:
-      // a kiosk that disconnects ends its call), unless it says otherwise.
-      if (serverCallId && serverCallId === call.id && state.phase !== 'call') {
-        render();
-        return;
-      }
+      // a kiosk that disconnects ends its call).
       showError('errConnectionLost');
     } else if (['connecting', 'replaced', 'unauthorized'].includes(state.phase)) {
       goIdle(false);
     } else {
       render();
     }
-    if (serverCallId && (!state.call || state.call.id !== serverCallId)) stray({ call_id: serverCallId });
   }
 
   function onQueued(msg) {
@@ -569,7 +901,15 @@
   function onMatched(msg) {
     const call = ownCall(msg);
     if (!call) return stray(msg);
+    if (call.cameraReady) {
+      // a resumed call whose camera is still starting
+      call.cameraReady.then(() => {
+        if (state.call === call && !call.over && call.id === msg.call_id) onMatched(msg);
+      });
+      return;
+    }
     if (call.rtc) closePeer(call);
+    call.matched = true;
     call.peer = msg.peer || {};
     call.note = null;
     call.mediaNote = 'connectingMedia';
@@ -625,8 +965,11 @@
   function onCallEnded(msg) {
     const call = state.call;
     if (!call || !msg || call.id !== msg.call_id) return;
-    if (state.phase === 'call') {
-      showThanks(msg.reason !== 'hangup');
+    const to = msg.transferred_to;
+    if (msg.reason === 'transferred' && to && typeof to.call_id === 'string' && to.call_id) {
+      transferCall(call, to);
+    } else if (state.phase === 'call' || (call.matched && msg.reason === 'hangup')) {
+      showRating(call, msg.reason !== 'hangup');
     } else if (msg.by === 'visitor' && msg.reason === 'cancelled') {
       goIdle(false);
     } else {
@@ -694,8 +1037,38 @@
       setLanguage(langButton.dataset.lang);
       return;
     }
+    const scoreButton = target.closest('[data-score]');
+    if (scoreButton && el.rateScores.contains(scoreButton)) {
+      chooseScore(scoreButton.dataset.score);
+      return;
+    }
+    const chip = target.closest('[data-reason]');
+    if (chip && el.rateChips.contains(chip)) {
+      toggleReason(chip.dataset.reason);
+      return;
+    }
+    const key = target.closest('[data-key]');
+    if (key && el.keypad.contains(key)) {
+      pressKey(key.dataset.key);
+      return;
+    }
     const button = target.closest('button');
     switch (button && button.id) {
+      case 'rate-send':
+        finishRating(true);
+        break;
+      case 'rate-skip':
+        finishRating(false);
+        break;
+      case 'callback-offer':
+        offerCallback();
+        break;
+      case 'callback-cancel':
+      case 'callback-finish':
+        goIdle(true);
+        break;
+      case 'callback-submit':
+        break; // the form's submit event
       case 'cancel':
       case 'camera-back':
         cancel();
@@ -721,9 +1094,13 @@
 
   function tick() {
     const idleFor = Date.now() - state.lastTouch;
-    if (idleFor < IDLE_TIMEOUT_MS) return;
-    if (TIMEOUT_PHASES.has(state.phase)) {
-      goIdle(true);
+    const limit = PHASE_TIMEOUTS_MS[state.phase];
+    if (limit !== undefined) {
+      if (idleFor < limit) return;
+      if (state.phase === 'rating') finishRating(true); // what was chosen is kept; then thanks, then the start
+      else goIdle(true);
+    } else if (idleFor < IDLE_TIMEOUT_MS) {
+      return;
     } else if (state.phase === 'idle' && state.lang !== state.defaultLang) {
       state.lastTouch = Date.now();
       setLanguage(state.defaultLang);
@@ -733,8 +1110,23 @@
   function start() {
     buildLanguages();
     buildFields();
+    buildChips();
     renderMultilang();
     document.addEventListener('click', onClick);
+    el.callbackForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      submitCallback();
+    });
+    el.callbackPhone.addEventListener('input', () => {
+      const cb = state.callback;
+      if (!cb) return;
+      cb.phone = cleanPhone(el.callbackPhone.value);
+      if (cb.error && cb.error.key === 'errPhone') cb.error = null;
+      render();
+    });
+    el.callbackDescription.addEventListener('input', () => {
+      if (state.callback) state.callback.description = el.callbackDescription.value;
+    });
     for (const type of ['pointerdown', 'touchstart', 'keydown']) {
       document.addEventListener(type, touched, { capture: true, passive: true });
     }
