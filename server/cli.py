@@ -218,6 +218,7 @@ async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) ->
     from server import demo as demo_mode
     from server.app import create_app
     from server.keys import IDENTITIES
+    from server.seed import seed_history
 
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
@@ -234,6 +235,9 @@ async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) ->
     try:
         if demo:
             info = await demo_mode.setup_demo(settings, app[IDENTITIES], bots)
+            seeded = await seed_history(app, settings, app[IDENTITIES])
+            if seeded:
+                print(f"Seeded {seeded} past calls of sample history for the administrator's pages.")
             procs = await demo_mode.start_bots(info, base_url, str(config_dir))
             demo_mode.print_demo(info, base_url)
         else:

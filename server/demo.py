@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ DEMO_CENTER = "Shanghai city service center"
 class Demo:
     kiosks: list[tuple[str, str, str]] = field(default_factory=list)  # name, region, token
     clerk_token: str = ""
+    password: str = ""  # for the demo logins "admin" and "clerk"
     bot_tokens: list[tuple[str, str]] = field(default_factory=list)  # name, token
 
 
@@ -41,9 +43,13 @@ async def setup_demo(settings: Settings, identities: IdentityStore, bots: int) -
         if region in settings.regions:
             _, token = await identities.add_kiosk(name, region, demo=True)
             demo.kiosks.append((name, region, token))
+    demo.password = secrets.token_urlsafe(9)
     _, demo.clerk_token = await identities.add_clerk(
-        "Demo clerk (you)", fields, [root], settings.languages, center=DEMO_CENTER, demo=True
+        "Demo clerk (you)", fields, [root], settings.languages, center=DEMO_CENTER, demo=True,
+        username="clerk", password=demo.password,
     )
+    await identities.add_user("Demo administrator", "admin", username="admin", password=demo.password,
+                              with_token=False, demo=True)
     for i in range(1, bots + 1):
         name = f"Bot clerk {i}"
         _, token = await identities.add_clerk(name, fields, [root], settings.languages, center=DEMO_CENTER, demo=True)
@@ -56,6 +62,8 @@ def print_demo(demo: Demo, base_url: str) -> None:
     for name, _region, token in demo.kiosks:
         print(f"  kiosk   {name}:\n          {base_url}/kiosk#token={token}")
     print(f"  clerk   console (answer calls yourself):\n          {base_url}/clerk#token={demo.clerk_token}")
+    print(f"  admin   {base_url}/login  user admin, password {demo.password}  (the clerk can log in as "
+          f"clerk with the same password)")
     if demo.bot_tokens:
         print(f"  bots    {len(demo.bot_tokens)} headless clerk(s) answer calls automatically "
               "(start with --bots 0 to take every call yourself)")

@@ -13,7 +13,7 @@ import datetime
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 KIOSK_NS = "/kiosk"
 CLERK_NS = "/clerk"
 
-Emit = Callable[[str, Any, str, str], Awaitable[None]]  # (event, data, sid, namespace)
+Emit = Callable[[str, Any, str, str], Coroutine[Any, Any, None]]  # (event, data, sid, namespace)
 Disconnect = Callable[[str, str], Awaitable[None]]  # (sid, namespace)
 
 
@@ -365,16 +365,16 @@ class Switchboard:
         self._timer_at = None
         self._spawn(self.run_due())
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except Exception:
-                logger.exception("background step failed")
-
-        task = asyncio.get_running_loop().create_task(guarded())
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background; its failure is logged. A task cancelled before it starts closes it."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background step failed", exc_info=task.exception())
 
     # ------------------------------------------------------------ decisions -> emits
 
