@@ -21,14 +21,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, async_playwright
 
 from client.ice import LoopbackPatch, only_loopback_candidates
-from server.app import create_app
-from server.settings import load_settings
 from tests.browser.pages import SCREENSHOT_DIR, Contexts
-from tests.server.conftest import FakeClock, Harness
+from tests.server.conftest import Harness, start_harness
 
 CHROMIUM = os.environ.get("VW_CHROMIUM", "/usr/bin/chromium")
 
@@ -98,12 +95,7 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
     made: list[Harness] = []
 
     async def make(**overrides: Any) -> Harness:
-        overrides.setdefault("queue_update_interval_s", 0.05)
-        settings = load_settings(data_dir=tmp_path / f"data{len(made)}", **overrides)
-        clock = FakeClock()
-        server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
-        await server.start_server()
-        harness = Harness(server, settings, clock)
+        harness = await start_harness(tmp_path / f"data{len(made)}", **overrides)
         made.append(harness)
         return harness
 

@@ -130,17 +130,22 @@ class Harness:
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
+async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
+    """The real app on 127.0.0.1 with a FakeClock and fast queue updates."""
+    overrides.setdefault("queue_update_interval_s", 0.05)
+    settings = load_settings(data_dir=data_dir, **overrides)
+    clock = FakeClock()
+    server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
+    await server.start_server()
+    return Harness(server, settings, clock)
+
+
 @pytest.fixture
 async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
     made: list[Harness] = []
 
     async def make(**overrides: Any) -> Harness:
-        overrides.setdefault("queue_update_interval_s", 0.05)
-        settings = load_settings(data_dir=tmp_path / f"data{len(made)}", **overrides)
-        clock = FakeClock()
-        server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
-        await server.start_server()
-        h = Harness(server, settings, clock)
+        h = await start_harness(tmp_path / f"data{len(made)}", **overrides)
         made.append(h)
         return h
 
