@@ -1,0 +1,233 @@
+"""Session search and detail: ``/sessions`` and ``/sessions/{call_id}`` (a clerk sees only their own)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server import stats
+from server.auth import require_role
+from server.db import calls, followups, kiosks, matters, ratings, users
+from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
+from server.pages import (
+    END_REASONS,
+    FOLLOWUP_KINDS,
+    OUTCOMES,
+    PAGE_SIZE,
+    SCORES,
+    _page,
+    _user,
+    fmt_duration,
+    fmt_time,
+    render,
+)
+from server.settings import Settings
+
+# ---------------------------------------------------------------- sessions
+
+
+@dataclass
+class SessionQuery:
+    start: dt.date | None = None
+    end: dt.date | None = None
+    district: str = ""
+    field: str = ""
+    clerk: str = ""
+    outcome: str = ""
+    min_wait: float | None = None  # minutes
+    page: int = 1
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    def params(self, page: int | None = None) -> str:
+        items = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
+                 "district": self.district, "field": self.field, "clerk": self.clerk, "outcome": self.outcome,
+                 "min_wait": "" if self.min_wait is None else f"{self.min_wait:g}",
+                 "page": str(page if page is not None else self.page)}
+        return urlencode({k: v for k, v in items.items() if v and not (k == "page" and v == "1")})
+
+
+
+def parse_session_query(query: Mapping[str, str], settings: Settings) -> SessionQuery:
+    q = SessionQuery(page=_page(query.get("page")))
+    for name, attr in (("from", "start"), ("to", "end")):
+        try:
+            setattr(q, attr, stats.parse_date(query.get(name)))
+        except ValueError as exc:
+            q.problems.append(f"{name}: {exc}")
+    district = query.get("district", "").strip()
+    if district:
+        if district in settings.regions:
+            q.district = district
+        else:
+            q.problems.append(f"district: unknown region {district!r}")
+    field_id = query.get("field", "").strip()
+    if field_id:
+        if field_id in settings.catalog:
+            q.field = field_id
+        else:
+            q.problems.append(f"field: unknown service field {field_id!r}")
+    q.clerk = query.get("clerk", "").strip()
+    outcome = query.get("outcome", "").strip()
+    if outcome:
+        if outcome in OUTCOMES:
+            q.outcome = outcome
+        else:
+            q.problems.append(f"outcome: must be one of {', '.join(OUTCOMES)}")
+    min_wait = query.get("min_wait", "").strip()
+    if min_wait:
+        try:
+            q.min_wait = float(min_wait)
+            if q.min_wait < 0:
+                raise ValueError
+        except ValueError:
+            q.min_wait = None
+            q.problems.append("wait over: give a number of minutes, 0 or more")
+    return q
+
+
+def waited_expr() -> sa.ColumnElement[Any]:
+    """Seconds a call waited: until it was answered, or until the visitor gave up."""
+    return sa.func.coalesce(calls.c.answered_at, calls.c.ended_at) - calls.c.requested_at
+
+
+def session_conditions(q: SessionQuery, tz: ZoneInfo, only_clerk: str | None) -> list[sa.ColumnElement[bool]]:
+    conds: list[sa.ColumnElement[bool]] = []
+    if only_clerk is not None:
+        conds.append(calls.c.clerk_id == only_clerk)
+    if q.start is not None:
+        conds.append(calls.c.requested_at >= stats.Period(q.start, q.start).bounds(tz)[0])
+    if q.end is not None:
+        conds.append(calls.c.requested_at < stats.Period(q.end, q.end).bounds(tz)[1])
+    if q.district:
+        conds.append(calls.c.district == q.district)
+    if q.field:
+        conds.append(calls.c.field == q.field)
+    if q.clerk:
+        conds.append(calls.c.clerk_id == q.clerk)
+    if q.outcome == "none":
+        conds.append(~sa.exists().where(matters.c.call_id == calls.c.id))
+    elif q.outcome:
+        conds.append(sa.exists().where(matters.c.call_id == calls.c.id, matters.c.outcome == q.outcome))
+    if q.min_wait is not None:
+        conds.append(waited_expr() > q.min_wait * 60)
+    return conds
+
+
+async def search_sessions(engine: AsyncEngine, q: SessionQuery, tz: ZoneInfo, only_clerk: str | None,
+                          page_size: int = PAGE_SIZE) -> tuple[int, list[dict[str, Any]]]:
+    """The number of matching calls and the rows of page ``q.page``, newest first."""
+    conds = session_conditions(q, tz, only_clerk)
+    count_q = sa.select(sa.func.count()).select_from(calls).where(*conds)
+    rows_q = (sa.select(calls, users.c.name.label("clerk_name"), ratings.c.score)
+              .select_from(calls.outerjoin(users, users.c.id == calls.c.clerk_id)
+                           .outerjoin(ratings, ratings.c.call_id == calls.c.id))
+              .where(*conds).order_by(calls.c.requested_at.desc(), calls.c.id)
+              .limit(page_size).offset((q.page - 1) * page_size))
+    async with engine.connect() as conn:
+        total = int((await conn.execute(count_q)).scalar_one())
+        rows = [dict(r._mapping) for r in await conn.execute(rows_q)]
+        ids = [r["id"] for r in rows]
+        outcomes: dict[str, list[str]] = {}
+        if ids:
+            for m in await conn.execute(sa.select(matters.c.call_id, matters.c.outcome)
+                                        .where(matters.c.call_id.in_(ids)).order_by(matters.c.id)):
+                outcomes.setdefault(m.call_id, []).append(m.outcome)
+    for r in rows:
+        r["outcomes"] = outcomes.get(r["id"], [])
+        r["wait_s"] = None if r["answered_at"] is None else r["answered_at"] - r["requested_at"]
+        r["abandoned"] = r["answered_at"] is None and r["ended_at"] is not None
+        r["waited_s"] = (None if r["answered_at"] is None and r["ended_at"] is None
+                         else (r["answered_at"] or r["ended_at"]) - r["requested_at"])
+        r["handling_s"] = (None if r["answered_at"] is None or r["ended_at"] is None
+                           else r["ended_at"] - r["answered_at"])
+    return total, rows
+
+
+@require_role("clerk", "admin")
+async def sessions_page(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    user = _user(request)
+    q = parse_session_query(request.query, settings)
+    only = None if user.is_admin else user.id
+    if only is not None:
+        q.clerk = ""  # a clerk's search is always over their own calls
+    total, rows = await search_sessions(request.app[DB], q, settings.tz, only)
+    pages = max(1, -(-total // PAGE_SIZE))
+    clerks = await request.app[IDENTITIES].clerks() if user.is_admin else []
+    return render("sessions.html", request, {
+        "q": q, "rows": rows, "total": total, "pages": pages, "clerks": clerks, "outcomes": OUTCOMES,
+        "end_reasons": END_REASONS, "scores": SCORES, "fmt_time": functools.partial(fmt_time, tz=settings.tz),
+        "fmt_duration": fmt_duration,
+        "prev_url": f"/sessions?{q.params(q.page - 1)}" if q.page > 1 else None,
+        "next_url": f"/sessions?{q.params(q.page + 1)}" if q.page < pages else None,
+    })
+
+
+async def _actor_names(engine: AsyncEngine, timeline: list[dict[str, Any]]) -> dict[str, str]:
+    """Display names for the actors of a timeline ("clerk:c-1" -> "Wang Min")."""
+    user_ids, kiosk_ids = set(), set()
+    for e in timeline:
+        kind, _, ident = str(e["actor"]).partition(":")
+        if kind in ("clerk", "user"):
+            user_ids.add(ident)
+        elif kind == "kiosk":
+            kiosk_ids.add(ident)
+    names: dict[str, str] = {}
+    async with engine.connect() as conn:
+        if user_ids:
+            for r in await conn.execute(sa.select(users.c.id, users.c.name).where(users.c.id.in_(user_ids))):
+                names[f"clerk:{r.id}"] = names[f"user:{r.id}"] = r.name
+        if kiosk_ids:
+            for r in await conn.execute(sa.select(kiosks.c.id, kiosks.c.name).where(kiosks.c.id.in_(kiosk_ids))):
+                names[f"kiosk:{r.id}"] = r.name
+    return names
+
+
+@require_role("clerk", "admin")
+async def session_detail(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    records = request.app[RECORDS]
+    engine = request.app[DB]
+    user = _user(request)
+    call_id = request.match_info["call_id"]
+    call = await records.call(call_id)
+    if call is None:
+        raise web.HTTPNotFound(text=f"no call {call_id} on record")
+    if not user.is_admin and call["clerk_id"] != user.id:
+        raise web.HTTPForbidden(text="this call was not yours: a clerk may open only their own calls")
+    await records.call_event(call_id, "viewed", f"user:{user.id}", {"name": user.name})
+    timeline = await records.timeline(call_id)
+    chain = await records.verify_call(call_id)
+    async with engine.connect() as conn:
+        case_calls = [dict(r._mapping) for r in await conn.execute(
+            sa.select(calls.c.id, calls.c.field, calls.c.requested_at, calls.c.clerk_id, calls.c.end_reason,
+                      calls.c.transferred_from, users.c.name.label("clerk_name"))
+            .select_from(calls.outerjoin(users, users.c.id == calls.c.clerk_id))
+            .where(calls.c.case_id == call["case_id"]).order_by(calls.c.requested_at, calls.c.id))]
+        call_matters = [dict(r._mapping) for r in await conn.execute(
+            matters.select().where(matters.c.call_id == call_id).order_by(matters.c.id))]
+        call_followups = {r.matter_id: dict(r._mapping) for r in await conn.execute(
+            followups.select().where(followups.c.call_id == call_id))}
+        rating = (await conn.execute(ratings.select().where(ratings.c.call_id == call_id))).first()
+        kiosk = (await conn.execute(sa.select(kiosks.c.name).where(kiosks.c.id == call["kiosk_id"]))).scalar()
+        clerk_name = (await conn.execute(sa.select(users.c.name).where(users.c.id == call["clerk_id"]))).scalar()
+    call["wait_s"] = None if call["answered_at"] is None else call["answered_at"] - call["requested_at"]
+    call["handling_s"] = (None if call["answered_at"] is None or call["ended_at"] is None
+                          else call["ended_at"] - call["answered_at"])
+    return render("sessions_detail.html", request, {
+        "call": call, "case_calls": case_calls, "timeline": timeline, "matters": call_matters,
+        "followups": call_followups, "rating": dict(rating._mapping) if rating else None, "chain": chain,
+        "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": await _actor_names(engine, timeline),
+        "outcomes": OUTCOMES, "end_reasons": END_REASONS, "scores": SCORES, "kinds": FOLLOWUP_KINDS,
+        "fmt_time": functools.partial(fmt_time, tz=settings.tz), "fmt_duration": fmt_duration,
+    })
