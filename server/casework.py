@@ -32,8 +32,14 @@ class CaseWork:
         self.records = records
 
     def due_date(self, kind: str, opened: dt.datetime) -> dt.date:
+        """The deadline in working days; a matter opened after closing time counts from the next working day."""
+        local = opened.astimezone(self.settings.tz)
+        hours = self.settings.open_hours()
         try:
-            return self.settings.calendar.deadline_for(kind, opened.astimezone(self.settings.tz))
+            if hours is not None and local.time() >= hours[1]:
+                start = self.settings.calendar.add_workdays(local.date(), 1)
+                return self.settings.calendar.deadline_for(kind, start)
+            return self.settings.calendar.deadline_for(kind, local)
         except YearNotCoveredError as exc:
             raise SignalingError(errors.INTERNAL, f"{exc}; an administrator must update config/calendar.toml") from None
 

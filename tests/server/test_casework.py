@@ -200,3 +200,16 @@ async def test_hash_chain_verifies_and_names_a_tampered_event(harness: Harness) 
     assert not status.ok and status.first_bad_id == target and "altered" in status.problem
     call_status = await records.verify_call(call_id)
     assert not call_status.ok and call_status.first_bad_id == target
+
+
+async def test_follow_up_opened_after_closing_time_counts_from_next_working_day(harness_factory: HarnessFactory) -> None:
+    harness = await harness_factory(service_hours="08:30-17:30")
+    work = harness.switchboard.casework
+    tz = harness.settings.tz
+    # Thursday 2026-09-24, the day before the Mid-Autumn holiday (Fri 25 - Sun 27)
+    before = dt.datetime(2026, 9, 24, 16, 0, tzinfo=tz)
+    after = dt.datetime(2026, 9, 24, 17, 50, tzinfo=tz)
+    assert work.due_date("simple", before) == dt.date(2026, 9, 24)
+    assert work.due_date("simple", after) == dt.date(2026, 9, 28)  # next working day, Monday
+    assert work.due_date("general", before) == dt.date(2026, 9, 30)  # Mon 28, Tue 29, Wed 30
+    assert work.due_date("general", after) == dt.date(2026, 10, 8)  # from Mon 28: Tue 29, Wed 30, Thu 8 Oct
