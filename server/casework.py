@@ -67,6 +67,15 @@ class CaseWork:
             codes.append(code)
         return codes
 
+    async def pending_wrapups(self, clerk_id: str, within_s: float = 86_400) -> list[dict[str, Any]]:
+        """The clerk's answered, ended calls of the last day that still wait for their wrap-up."""
+        q = (sa.select(calls.c.id, calls.c.field, calls.c.ended_at)
+             .where(calls.c.clerk_id == clerk_id, calls.c.answered_at.is_not(None), calls.c.ended_at.is_not(None),
+                    calls.c.wrapped_up_at.is_(None), calls.c.ended_at > time.time() - within_s)
+             .order_by(calls.c.ended_at))
+        async with self.engine.connect() as conn:
+            return [{"call_id": r.id, "field": r.field, "ended_at": r.ended_at} for r in await conn.execute(q)]
+
     async def wrap_up(self, clerk: Clerk, msg: WrapUp) -> dict[str, Any]:
         now = time.time()
         opened = dt.datetime.now(dt.UTC)

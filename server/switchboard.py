@@ -175,6 +175,7 @@ class Switchboard:
         self.sid_clerks[sid] = clerk
         profile = ClerkProfile(clerk.id, frozenset(clerk.fields), frozenset(clerk.languages), clerk.regions)
         decisions = self.engine.clerk_online(profile, self.clock.now())
+        pending = await self.casework.pending_wrapups(clerk.id)
         self._spawn(self.emit("welcome", {
             "clerk": {"id": clerk.id, "name": clerk.name, "center": clerk.center, "fields": list(clerk.fields),
                       "regions": list(clerk.regions), "languages": list(clerk.languages)},
@@ -182,6 +183,7 @@ class Switchboard:
             "ring_timeout_s": self.settings.ring_timeout_s,
             "wrapup_timeout_s": self.settings.wrapup_timeout_s,
             "fields": self.settings.catalog.as_dicts(),
+            "pending_wrapups": pending,
         }, sid, CLERK_NS))
         await self._run(decisions)
 

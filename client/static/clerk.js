@@ -822,6 +822,16 @@
       setNotice(t('callLost'), 'warn');
       return;
     }
+    if (Array.isArray(msg.pending_wrapups)) {
+      // answered calls still waiting for their matters (e.g. this page was reloaded): offer the form again
+      for (const p of msg.pending_wrapups) {
+        if (!p || typeof p.call_id !== 'string') continue;
+        const endedMs = typeof p.ended_at === 'number' ? p.ended_at * 1000 : Date.now();
+        startWrapup({ id: p.call_id, field: p.field, peer: {}, startedAt: endedMs, endedAt: endedMs, how: '' });
+        const w = state.wrapups.find((x) => x.callId === p.call_id);
+        if (w && state.status !== 'wrap_up') w.late = true;
+      }
+    }
     if (state.status === 'wrap_up' && !state.wrapups.length) {
       // wrapping up a call this page no longer knows (it was reloaded)
       setNotice(t('wrapupUnknown'), 'warn');

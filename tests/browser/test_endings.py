@@ -153,3 +153,16 @@ async def test_clerk_console_closed_during_call(harness: Harness, contexts: Cont
     stats = await kiosk.media()
     assert stats["peers"] == 2, stats
     await other.media()
+
+
+async def test_reloaded_clerk_console_gets_its_wrap_up_back(harness: Harness, contexts: Contexts) -> None:
+    kiosk, clerk = await kiosk_and_clerk_in_call(harness, contexts)
+    await clerk.click("hangup")
+    await clerk.expect_wrap_up()
+    call_id = await clerk.testid("wrapup-form").get_attribute("data-call-id")
+    assert call_id
+    await kiosk.rate(None)
+    await clerk.page.reload()  # the token stays in local storage; the page forgot the call
+    await expect(clerk.testid("wrapup-form")).to_be_visible(timeout=15000)
+    await expect(clerk.testid("wrapup-form")).to_have_attribute("data-call-id", call_id)
+    await clerk.shot("wrap-up-after-reload")

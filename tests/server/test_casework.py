@@ -202,7 +202,7 @@ async def test_hash_chain_verifies_and_names_a_tampered_event(harness: Harness) 
     assert not call_status.ok and call_status.first_bad_id == target
 
 
-async def test_follow_up_opened_after_closing_time_counts_from_next_working_day(harness_factory: HarnessFactory) -> None:
+async def test_follow_up_after_closing_time_counts_from_next_working_day(harness_factory: HarnessFactory) -> None:
     harness = await harness_factory(service_hours="08:30-17:30")
     work = harness.switchboard.casework
     tz = harness.settings.tz
@@ -213,3 +213,21 @@ async def test_follow_up_opened_after_closing_time_counts_from_next_working_day(
     assert work.due_date("simple", after) == dt.date(2026, 9, 28)  # next working day, Monday
     assert work.due_date("general", before) == dt.date(2026, 9, 30)  # Mon 28, Tue 29, Wed 30
     assert work.due_date("general", after) == dt.date(2026, 10, 8)  # from Mon 28: Tue 29, Wed 30, Thu 8 Oct
+
+
+async def test_reconnecting_clerk_is_told_of_calls_awaiting_wrap_up(harness: Harness) -> None:
+    _, token = await harness.identities.add_clerk("Reloading", ["tax"], ["sh/jiading"], ["en"])
+    clerk = Peer(harness.url, "/clerk", token)
+    await clerk.connect()
+    assert (await clerk.next("welcome"))["pending_wrapups"] == []
+    await clerk.ok("set_status", {"status": "available"})
+    kiosk = await harness.kiosk()
+    call_id = await finished_call(kiosk, clerk)
+    await clerk.close()
+    again = Peer(harness.url, "/clerk", token)
+    await again.connect()
+    harness.peers.append(again)
+    [pending] = (await again.next("welcome"))["pending_wrapups"]
+    assert (pending["call_id"], pending["field"]) == (call_id, "tax")
+    await again.ok("wrap_up", {"call_id": call_id, "matters": [{"matter_type": "tax-consultation",
+                                                                  "outcome": "completed"}]})
