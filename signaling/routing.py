@@ -552,8 +552,6 @@ class RoutingEngine:
         if queued:
             self._dequeue(call, out)
         call.stage = stage
-        if call.state in (CallState.CONNECTING, CallState.ACTIVE):
-            return  # answered: the stage only matters if the clerk drops and the visitor is queued again
         out.append(StageWidened(call.id, stage, self.stages[stage].name))
         if queued:
             self._enqueue(call, out)

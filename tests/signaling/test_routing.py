@@ -955,13 +955,3 @@ def test_a_stage_may_relax_the_language_without_widening_the_region(sample_tree:
     assert of(out, StageWidened) == [StageWidened("c1", 1, "any-language")]
     assert rings(out) == []  # the region did not widen: Putuo is still out
     assert rings(engine.set_available("jd", 61)) == [("c1", "jd", 1)]
-
-
-def test_an_answered_call_does_not_announce_widening_but_keeps_its_stage(engine: RoutingEngine) -> None:
-    online(engine, clerk("a", "sh/jiading"), 0)
-    engine.request_call("c1", "tax", "zh", "sh/jiading/xincheng/park-3", 0)
-    connect(engine, "a", "c1", 1)
-    assert of(engine.tick(130), StageWidened) == []
-    assert engine.calls["c1"].stage == 1  # were the clerk to drop, the visitor waits at the district stage
-    out = engine.clerk_offline("a", 131)
-    assert of(out, Queued)[0].stage == 1
