@@ -50,12 +50,12 @@ import pickle
 import random
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from server.settings import load_settings
 from signaling import errors
 from signaling.calls import Call, CallState
 from signaling.decisions import (
@@ -103,24 +103,10 @@ EVENT_WEIGHTS = {
 # --------------------------------------------------------------------------- configuration
 
 
-def load_tree() -> RegionTree:
-    with (CONFIG / "regions.toml").open("rb") as fh:
-        data = tomllib.load(fh)
-    return RegionTree.build(data["levels"], data["regions"])
-
-
-def load_stages(tree: RegionTree) -> tuple[Stage, ...]:
-    with (CONFIG / "routing.toml").open("rb") as fh:
-        data = tomllib.load(fh)
-    return tuple(
-        Stage(
-            s["name"],
-            float(s["after_s"]),
-            tree.level_index(s["level"]) if "level" in s else None,
-            bool(s.get("require_language", True)),
-        )
-        for s in data["stage"]
-    )
+def load_config() -> tuple[RegionTree, tuple[Stage, ...]]:
+    """The region tree and routing stages of ``config/``, read as the server reads them."""
+    settings = load_settings(CONFIG)
+    return settings.regions, settings.stages
 
 
 # --------------------------------------------------------------------------- population
@@ -772,8 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    tree = load_tree()
-    stages = load_stages(tree)
+    tree, stages = load_config()
     started = time.perf_counter()
     results = [run_size(n, tree, stages, args.seed, args.repeat, log) for n in (QUICK_SIZES if args.quick else SIZES)]
     log(breakdown(results))
