@@ -33,6 +33,7 @@ LOGIN_CSRF_COOKIE = "vw_login_csrf"
 SESSION_TTL_S = 12 * 3600
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXEMPT_PREFIXES = ("/socket.io/",)
+STATIC_PREFIX = "/static/"  # read-only files: no session lookup (one database read saved per file)
 USER_KEY = "user"
 CSRF_KEY = "csrf_token"
 
@@ -67,7 +68,9 @@ async def user_from_cookie(app: web.Application, cookie_value: str | None) -> tu
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(EXEMPT_PREFIXES):
+    if request.path.startswith(EXEMPT_PREFIXES) or (
+        request.path.startswith(STATIC_PREFIX) and request.method not in UNSAFE
+    ):
         return await handler(request)
     found = await user_from_cookie(request.app, request.cookies.get(SESSION_COOKIE))
     if found is not None:
