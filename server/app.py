@@ -14,8 +14,9 @@ from aiohttp import web
 from server import auth, db
 from server.auth import session_middleware
 from server.db import make_engine
+from server.evidence import RecordingStore
 from server.identities import Clerk, IdentityStore
-from server.keys import DB, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
+from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
 from server.namespaces import ClerkNamespace, KioskNamespace
 from server.records import Records
@@ -53,6 +54,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     records = Records(engine)
     app[RECORDS] = records
+    app[EVIDENCE] = RecordingStore(records, settings.recordings_root)
     switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock())
     app[SWITCHBOARD] = switchboard
     sio.register_namespace(KioskNamespace(switchboard, identities))

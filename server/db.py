@@ -136,6 +136,26 @@ ratings = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
 )
 
+recordings = sa.Table(
+    "recordings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("call_id", sa.String(64), nullable=False, index=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("participant", sa.String(16), nullable=False),  # visitor | clerk
+    sa.Column("actor", sa.String(64), nullable=False),  # kiosk:ID | clerk:ID
+    sa.Column("path", sa.String(500), nullable=False),  # relative to the recordings directory
+    sa.Column("started_at", sa.Float, nullable=False, index=True),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("streams", sa.JSON, nullable=False),
+    sa.Column("recovered", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("deleted_at", sa.Float),
+    sa.Column("deleted_by", sa.String(64)),
+    sa.Column("delete_reason", sa.String(200)),
+)
+
 web_sessions = sa.Table(
     "web_sessions", metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),

@@ -6,6 +6,7 @@ import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.evidence import RecordingStore
 from server.identities import IdentityStore
 from server.records import Records
 from server.settings import Settings
@@ -17,3 +18,4 @@ IDENTITIES = web.AppKey("identities", IdentityStore)
 RECORDS = web.AppKey("records", Records)
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+EVIDENCE = web.AppKey("evidence", RecordingStore)

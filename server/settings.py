@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from signaling.catalog import Catalog, MatterType, ServiceField
+from signaling.catalog import Catalog, MatterType, RecordingPolicy, ServiceField
 from signaling.regions import RegionTree
 from signaling.routing import Stage, validate_stages
 from signaling.workdays import CalendarError, WorkCalendar
@@ -50,6 +50,11 @@ class Settings:
     reconnect_grace_s: float = 30.0
     service_hours: str = ""
     timezone: str = "Asia/Shanghai"
+    recordings_dir: Path = Path("")
+    recording_workers: int = 2
+    recording_retention_days: int = 180
+    recording_purge_interval_s: float = 3600.0
+    recording_playback_clerk: bool = False
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
@@ -85,11 +90,22 @@ class Settings:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'records.sqlite3').resolve()}"
 
+    @property
+    def recordings_root(self) -> Path:
+        """Where recordings go: ``recordings_dir``, or ``recordings/`` in the data directory."""
+        return self.recordings_dir if str(self.recordings_dir) not in ("", ".") else self.data_dir / "recordings"
+
+    @property
+    def records_calls(self) -> bool:
+        """Whether any service field's calls may be recorded."""
+        return any(f.recording is not RecordingPolicy.NEVER for f in self.catalog)
+
 
 _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
             "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
             "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
-            "reconnect_grace_s")
+            "reconnect_grace_s", "recordings_dir", "recording_workers", "recording_retention_days",
+            "recording_purge_interval_s", "recording_playback_clerk")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -130,9 +146,13 @@ def _catalog(data: Mapping[str, Any]) -> Catalog:
     for f in data.get("field", []):
         try:
             matters = tuple(MatterType(m["id"], dict(m["names"])) for m in f.get("matters", []))
-            fields.append(ServiceField(f["id"], dict(f["names"]), matters, f.get("icon", "")))
+            policy = RecordingPolicy(f.get("recording", "never"))
+            fields.append(ServiceField(f["id"], dict(f["names"]), matters, f.get("icon", ""), policy))
         except KeyError as exc:
             raise SettingsError(f"fields.toml: a field or matter lacks {exc}") from None
+        except ValueError:
+            raise SettingsError(f"fields.toml: field {f.get('id')!r}: recording must be one of "
+                                f"{', '.join(p.value for p in RecordingPolicy)}, not {f.get('recording')!r}") from None
     return Catalog(fields)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+
+from signaling import errors
+from signaling.errors import SignalingError
 
 
 class CatalogError(ValueError):
@@ -23,12 +27,34 @@ class MatterType:
         return pick_name(self.names, language, self.id)
 
 
+class RecordingPolicy(enum.StrEnum):
+    """Whether a field's calls are recorded: every call, if the visitor agrees, or never."""
+
+    ALWAYS = "always"
+    ASK = "ask"
+    NEVER = "never"
+
+    def decide(self, consent: bool | None) -> bool:
+        """Whether a call is recorded, given the visitor's answer to the recording notice.
+
+        ``ALWAYS`` fields take calls only from a visitor who accepted the notice
+        (the kiosk shows it before the call); ``ASK`` records only on a yes.
+        """
+        if self is RecordingPolicy.NEVER:
+            return False
+        if self is RecordingPolicy.ALWAYS and consent is not True:
+            raise SignalingError(errors.CONSENT_REQUIRED, "calls in this service field are recorded; the visitor "
+                                 "must accept the recording notice first (send recording_consent: true)")
+        return consent is True
+
+
 @dataclass(frozen=True)
 class ServiceField:
     id: str
     names: Mapping[str, str]
     matters: tuple[MatterType, ...]
     icon: str = ""
+    recording: RecordingPolicy = RecordingPolicy.NEVER
 
     def name(self, language: str) -> str:
         return pick_name(self.names, language, self.id)
@@ -64,6 +90,7 @@ class Catalog:
             {
                 "id": f.id,
                 "icon": f.icon,
+                "recording": f.recording.value,
                 "names": dict(f.names),
                 "matters": [{"id": m.id, "names": dict(m.names)} for m in f.matters],
             }

@@ -25,6 +25,8 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 class RequestCall(_Message):
     field: Short
     language: Short
+    # the visitor's answer to the recording notice (fields whose policy is "always" or "ask")
+    recording_consent: bool | None = None
 
 
 class CallRef(_Message):
@@ -51,6 +53,13 @@ class Signal(_Message):
     def __post_init__(self) -> None:
         if (self.description is None) == (self.candidate is None):
             raise ValueError("a signal carries exactly one of `description` or `candidate`")
+
+
+class RecorderOffer(_Message):
+    """A participant's offer for its send-only connection to the server's recorder (a complete, non-trickled SDP)."""
+
+    call_id: Id
+    sdp: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
 
 
 class SetStatus(_Message):

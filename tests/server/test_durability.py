@@ -47,7 +47,8 @@ async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path) -> None:
         await kiosk.connect()
         await clerk.connect()
         await clerk.ok("set_status", {"status": "available"})
-        call_id = (await kiosk.ok("request_call", {"field": "market", "language": "en"}))["call_id"]
+        request = {"field": "market", "language": "en", "recording_consent": True}  # market records every call
+        call_id = (await kiosk.ok("request_call", request))["call_id"]
         await clerk.next("ring")
         await clerk.ok("accept", {"call_id": call_id})
         await clerk.ok("hangup", {"call_id": call_id})
