@@ -41,6 +41,7 @@ from client.channel import (
 )
 from client.media import MediaCounter
 from client.peerlink import PeerLink, candidate_from_json, description_to_json, ice_servers_from
+from client.recorderlink import RecorderSide, SenderHook
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class KioskResult:
         )
 
 
-_KIOSK_EVENTS = ("queued", "ringing", "matched", "signal", "call_ended")
+_KIOSK_EVENTS = ("queued", "ringing", "matched", "signal", "call_ended", "recorder_lost")
 
 
 class KioskBot:
@@ -97,6 +98,8 @@ class KioskBot:
         language: str = "en",
         caption: str = "Visitor",
         request_timeout_s: float = 10.0,
+        recording_consent: bool | None = None,
+        on_recorder_created: SenderHook | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -104,6 +107,9 @@ class KioskBot:
         self.language = language
         self.caption = caption
         self.request_timeout_s = request_timeout_s
+        self.recording_consent = recording_consent  # the answer to the recording notice, sent with request_call
+        #: The kiosk's connection to the server's recorder, for calls that are recorded.
+        self.recorder = RecorderSide(on_recorder_created)
         self._reset()
 
     def _reset(self) -> None:
@@ -132,7 +138,10 @@ class KioskBot:
         ok, reason = False, ""
         try:
             self.welcome = await channel.connect(timeout_s)
-            ack = await channel.call("request_call", {"field": self.field, "language": self.language})
+            request: Payload = {"field": self.field, "language": self.language}
+            if self.recording_consent is not None:
+                request["recording_consent"] = self.recording_consent
+            ack = await channel.call("request_call", request)
             self.call_id = text_of(ack, "call_id")
             self._requested_at = time.monotonic()
             logger.info("kiosk: call %s %s, position %s", self.call_id, ack.get("state"), ack.get("position"))
@@ -205,7 +214,10 @@ class KioskBot:
                 await self._peer.add_candidate(mapping_of(payload, "candidate"))
         elif event == "_pc_state":
             await self._on_pc_state(channel, text_of(payload, "state"))
+        elif event == "recorder_lost":
+            await self.recorder.begin(text_of(payload, "call_id"), channel.call)
         elif event == "call_ended":
+            await self.recorder.end()
             self._ended = (text_of(payload, "reason"), text_of(payload, "by"))
             logger.info("kiosk: call %s ended: %s by %s", self.call_id, *self._ended)
             if self._peer is None or not self._peer.media_received:
@@ -229,6 +241,8 @@ class KioskBot:
         )
         offer = await self._peer.offer()
         await channel.call("signal", {"call_id": self.call_id, "description": offer})
+        if payload.get("recording") is True:
+            await self.recorder.begin(self.call_id, channel.call, caption)
 
     async def _on_pc_state(self, channel: Channel, state: str) -> None:
         peer = self._peer
@@ -247,6 +261,7 @@ class KioskBot:
                 await channel.call("hangup", {"call_id": self.call_id})
             except BotError as exc:
                 logger.warning("kiosk: hangup failed: %s", exc)
+        await self.recorder.end()
         peer = self._peer
         if peer is not None:
             packets = {"video": 0, "audio": 0}
@@ -285,7 +300,7 @@ class CallStats:
     ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event, repr=False, compare=False)
 
 
-_CLERK_EVENTS = ("status", "ring", "ring_ended", "matched", "signal", "call_ended")
+_CLERK_EVENTS = ("status", "ring", "ring_ended", "matched", "signal", "call_ended", "recorder_lost")
 
 
 class ClerkBot:
@@ -306,6 +321,7 @@ class ClerkBot:
         wrap_up: bool = True,
         request_timeout_s: float = 10.0,
         connect_timeout_s: float = 30.0,
+        on_recorder_created: SenderHook | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -327,6 +343,8 @@ class ClerkBot:
         self._want_available = True
         self._stopping = False
         self._changed = asyncio.Event()
+        #: The clerk's connection to the server's recorder, for calls that are recorded.
+        self.recorder = RecorderSide(on_recorder_created)
 
     # -- for tests and callers ---------------------------------------------------------------------------------------
 
@@ -440,6 +458,11 @@ class ClerkBot:
             logger.info("clerk %s: ring for %s ended: %s", self.name, payload.get("call_id"), payload.get("reason"))
         elif event == "matched":
             await self._on_matched(payload)
+            if payload.get("recording") is True:
+                caption = [line for line in (self.name or "Clerk", text_of(payload, "field"), self.center) if line]
+                await self.recorder.begin(text_of(payload, "call_id"), channel.call, caption)
+        elif event == "recorder_lost":
+            await self.recorder.begin(text_of(payload, "call_id"), channel.call)
         elif event == "signal":
             await self._on_signal(channel, payload)
         elif event == "_pc_state":
@@ -539,6 +562,8 @@ class ClerkBot:
         stats = self.call(text_of(payload, "call_id"))
         if stats is None:
             return
+        if self.recorder.link is not None and self.recorder.link.call_id == stats.call_id:
+            await self.recorder.end()
         stats.ended_reason = text_of(payload, "reason")
         stats.ended_by = text_of(payload, "by")
         logger.info("clerk %s: call %s ended: %s by %s", self.name, stats.call_id, stats.ended_reason, stats.ended_by)
@@ -581,6 +606,7 @@ class ClerkBot:
                 await channel.call("hangup", {"call_id": self._current.call_id})
             except BotError as exc:
                 logger.warning("clerk %s: hangup failed: %s", self.name, exc)
+        await self.recorder.end()
         if self._peer is not None:
             await self._peer.close()
             self._peer = None

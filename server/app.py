@@ -19,6 +19,7 @@ from server.identities import Clerk, IdentityStore
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
 from server.namespaces import ClerkNamespace, KioskNamespace
+from server.recording_desk import RecordingDesk
 from server.records import Records
 from server.routes import setup_routes
 from server.settings import Settings
@@ -54,8 +55,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     records = Records(engine)
     app[RECORDS] = records
-    app[EVIDENCE] = RecordingStore(records, settings.recordings_root)
-    switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock())
+    store = RecordingStore(records, settings.recordings_root)
+    app[EVIDENCE] = store
+    desk = RecordingDesk(store, settings.recording_workers) if settings.records_calls else None
+    switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock(), desk)
+    if desk is not None:
+        desk.on_interrupted = switchboard.recording_interrupted
     app[SWITCHBOARD] = switchboard
     sio.register_namespace(KioskNamespace(switchboard, identities))
     async def session_user(cookie: str | None) -> Clerk | None:
@@ -74,8 +79,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(db.upgrade, settings.db_url)
+        if desk is not None:
+            await desk.recover()
+            desk.warm()  # the workers start in the background, ready for the first recorded call
         yield
         await switchboard.close()
+        if desk is not None:
+            await desk.close()
         await engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)

@@ -88,6 +88,11 @@ class RecordingStore:
                 stored.append(rec_id)
         return stored
 
+    async def known_paths(self) -> set[str]:
+        """The stored path of every recording ever stored (deleted ones too)."""
+        async with self.records.engine.connect() as conn:
+            return set((await conn.execute(sa.select(recordings.c.path))).scalars())
+
     async def for_call(self, call_id: str) -> list[dict[str, Any]]:
         async with self.records.engine.connect() as conn:
             rows = await conn.execute(recordings.select().where(recordings.c.call_id == call_id)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from server.casework import CaseWork
 from server.ice import ice_servers_for_call
 from server.identities import Clerk, IdentityStore, Kiosk
+from server.recording_desk import RecorderUnavailableError, RecordingDesk
 from server.records import Records
 from server.settings import Settings
 from signaling import errors
@@ -42,6 +43,7 @@ from signaling.messages import (
     CallbackRequest,
     CallRef,
     Rate,
+    RecorderOffer,
     RequestCall,
     SetStatus,
     Signal,
@@ -80,6 +82,8 @@ class CallInfo:
     case_id: str
     clerk: Clerk | None = None
     media_reported: set[str] = dataclasses.field(default_factory=set)
+    consent: bool | None = None  # the visitor's answer to the recording notice (None: not asked)
+    record: bool = False  # whether the participants send their media to the recorder too
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Switchboard:
     emit: Emit
     disconnect: Disconnect
     clock: Clock = field(default_factory=SystemClock)
+    desk: RecordingDesk | None = None  # None: no recording on this server
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -207,6 +212,7 @@ class Switchboard:
                                  f"offered: {', '.join(self.settings.languages)}")
         if kiosk.id in self.kiosk_calls:
             raise SignalingError(errors.ALREADY_IN_CALL, "this kiosk already has a call waiting or in progress")
+        self.settings.catalog.get(msg.field).recording.decide(msg.recording_consent)  # refuses a missing consent
         if not self.settings.is_open(datetime.datetime.now(datetime.UTC)):
             raise SignalingError(errors.OUTSIDE_SERVICE_HOURS, f"the service is open {self.settings.service_hours} "
                                  "on working days; leave a callback request instead")
@@ -214,7 +220,7 @@ class Switchboard:
             raise SignalingError(errors.FIELD_NOT_SERVED,
                                  f"no clerk serves {msg.field!r} for region {kiosk.region!r}")
         call_id = secrets.token_urlsafe(16)
-        await self._open_call(call_id, call_id, kiosk, msg.field, msg.language, None)
+        await self._open_call(call_id, call_id, kiosk, msg.field, msg.language, None, msg.recording_consent)
         logger.info("call %s requested by kiosk %s (%s, %s, %s)", call_id, kiosk.id, msg.field, msg.language,
                     kiosk.region)
         decisions = self.engine.request_call(call_id, msg.field, msg.language, kiosk.region, self.clock.now())
@@ -250,6 +256,10 @@ class Switchboard:
         await self._media_connected(call, "visitor", f"kiosk:{kiosk.id}")
         return {}
 
+    async def kiosk_recorder_offer(self, kiosk: Kiosk, msg: RecorderOffer) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        return await self._recorder_offer(call, "visitor", f"kiosk:{kiosk.id}", msg.sdp)
+
     async def rate(self, kiosk: Kiosk, msg: Rate) -> dict[str, Any]:
         return await self.casework.rate(kiosk, msg)
 
@@ -266,15 +276,22 @@ class Switchboard:
         await self._run(self.engine.media_connected(call.id, self.clock.now()))
 
     async def _open_call(self, call_id: str, case_id: str, kiosk: Kiosk, field_id: str, language: str,
-                         transferred_from: str | None) -> None:
+                         transferred_from: str | None, consent: bool | None) -> None:
         """Commit the call's record and its first event before anything is said about it."""
+        policy = self.settings.catalog.get(field_id).recording
+        try:
+            record = policy.decide(consent)
+        except SignalingError:  # transferred into an "always" field without the visitor's consent
+            record = False
         await self.records.open_call({
             "id": call_id, "case_id": case_id, "kiosk_id": kiosk.id, "field": field_id, "language": language,
             "region": kiosk.region, "district": self.engine.district_of(kiosk.region), "requested_at": time.time(),
             "transferred_from": transferred_from,
         }, actor=f"kiosk:{kiosk.id}", data={"language": language, "kiosk": kiosk.name,
-                                              "transferred_from": transferred_from})
-        self.calls[call_id] = CallInfo(call_id, kiosk, field_id, language, case_id)
+                                              "transferred_from": transferred_from,
+                                              "recording": {"policy": policy.value, "consent": consent,
+                                                            "recorded": record}})
+        self.calls[call_id] = CallInfo(call_id, kiosk, field_id, language, case_id, consent=consent, record=record)
         self.kiosk_calls[kiosk.id] = call_id
 
     # ------------------------------------------------------------ clerk events
@@ -332,12 +349,46 @@ class Switchboard:
         new_id = secrets.token_urlsafe(16)
         await self.records.call_event(call.id, "transferred", f"clerk:{clerk.id}",
                                       {"to_field": msg.field, "new_call_id": new_id})
-        await self._open_call(new_id, info.case_id, info.kiosk, msg.field, call.language, call.id)
+        await self._open_call(new_id, info.case_id, info.kiosk, msg.field, call.language, call.id, info.consent)
         self._transfers[call.id] = {"call_id": new_id, "field": msg.field}
         now = self.clock.now()
         await self._run(self.engine.end_call(call.id, now, EndReason.TRANSFERRED, "clerk"))
         await self._run(self.engine.request_call(new_id, msg.field, call.language, call.region, now, priority=2))
         return {"new_call_id": new_id, "case_id": info.case_id}
+
+    async def clerk_recorder_offer(self, clerk: Clerk, msg: RecorderOffer) -> dict[str, Any]:
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        return await self._recorder_offer(call, "clerk", f"clerk:{clerk.id}", msg.sdp)
+
+    async def _recorder_offer(self, call: Call, participant: str, actor: str, sdp: str) -> dict[str, Any]:
+        """Answer a participant's send-only connection to the recorder (calls that are recorded only)."""
+        if call.state not in (CallState.CONNECTING, CallState.ACTIVE):
+            raise SignalingError(errors.WRONG_STATE, "the call has not been answered yet")
+        if not self.calls[call.id].record:
+            raise SignalingError(errors.NOT_RECORDED, "this call is not recorded")
+        try:
+            if self.desk is None:
+                raise RecorderUnavailableError("this server has no recorder")
+            answer = await self.desk.answer(call.id, participant, sdp)
+        except RecorderUnavailableError as exc:
+            await self.records.call_event(call.id, "recording_failed", actor,
+                                          {"participant": participant, "error": str(exc)})
+            raise SignalingError(errors.RECORDER_UNAVAILABLE, str(exc)) from None
+        await self.records.call_event(call.id, "recording_started", actor, {"participant": participant})
+        if call.id not in self.calls:  # the call ended while the recorder answered: close what it opened
+            self._spawn(self._finish_recording(call.id))
+        return {"sdp": answer}
+
+    async def recording_interrupted(self, call_id: str, participant: str) -> None:
+        """A recorder worker died: log it, and ask the participant to connect to the recorder again."""
+        info = self.calls.get(call_id)
+        if info is None:
+            return
+        await self.records.call_event(call_id, "recording_interrupted", "system", {"participant": participant})
+        if participant == "visitor":
+            await self._to_kiosk(call_id, "recorder_lost", {"call_id": call_id})
+        elif info.clerk is not None:
+            await self._to_clerk(info.clerk.id, "recorder_lost", {"call_id": call_id})
 
     async def clerk_media_connected(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
         call = self._clerk_call(clerk, msg.call_id, answered=True)
@@ -462,6 +513,8 @@ class Switchboard:
                 ended = self.calls.pop(call_id) if call_id in self.calls else None
                 if ended is not None and self.kiosk_calls.get(ended.kiosk.id) == call_id:
                     del self.kiosk_calls[ended.kiosk.id]
+                if ended is not None and ended.record and self.desk is not None and self.desk.recording(call_id):
+                    self._spawn(self._finish_recording(call_id))
             case QueueChanged(field=f, district=district):
                 self._dirty.add((f, district))
                 if self._flush is None:
@@ -476,15 +529,23 @@ class Switchboard:
         region = self.settings.regions.get(info.kiosk.region)
         s = self.settings
         ice = ice_servers_for_call(s.ice_servers, call_id, time.time(), s.turn_secret, s.turn_ttl_s)
+        if info.record and self.desk is not None:
+            self.desk.warm()
         await self._to_kiosk(call_id, "matched", {
-            "call_id": call_id, "role": "offerer", "ice_servers": ice, "field": info.field,
+            "call_id": call_id, "role": "offerer", "ice_servers": ice, "field": info.field, "recording": info.record,
             "peer": {"name": clerk.name, "center": clerk.center},
         })
         await self._to_clerk(clerk_id, "matched", {
             "call_id": call_id, "role": "answerer", "ice_servers": ice, "field": info.field,
+            "recording": info.record,
             "peer": {"name": info.kiosk.name, "region": info.kiosk.region, "region_names": dict(region.names),
                      "language": info.language},
         })
+
+    async def _finish_recording(self, call_id: str) -> None:
+        assert self.desk is not None
+        stored = await self.desk.finish(call_id)
+        logger.info("call %s: %d recording(s) stored", call_id, len(stored))
 
     def _on_flush(self) -> None:
         self._flush = None

@@ -131,8 +131,13 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
 async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
-    """The real app on 127.0.0.1 with a FakeClock and fast queue updates."""
+    """The real app on 127.0.0.1 with a FakeClock and fast queue updates.
+
+    No recorder workers unless a test asks for them (``recording_workers=1``): most tests place recorded
+    calls without media, and a worker process per test would only cost time.
+    """
     overrides.setdefault("queue_update_interval_s", 0.05)
+    overrides.setdefault("recording_workers", 0)
     settings = load_settings(data_dir=data_dir, **overrides)
     clock = FakeClock()
     server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")

@@ -15,7 +15,10 @@ JIADING_PARK = "sh/jiading/xincheng/park-3"
 
 
 async def place_call(kiosk: Peer, field: str = "tax", language: str = "en") -> str:
-    ack = await kiosk.ok("request_call", {"field": field, "language": language})
+    request: dict[str, object] = {"field": field, "language": language}
+    if field == "market":  # config/fields.toml records every market call: the visitor accepts the notice
+        request["recording_consent"] = True
+    ack = await kiosk.ok("request_call", request)
     return str(ack["call_id"])
 
 

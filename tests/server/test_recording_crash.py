@@ -1,0 +1,113 @@
+"""The server and its recorder workers killed with SIGKILL mid-recording: after restart the files are
+finalized, stored in the records and play to within about a second of the kill."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import RTCPeerConnection
+
+from client.bot import ClerkBot, KioskBot
+from tests.recordings.senders import Sent
+from tests.server.test_durability import REPO, cli, free_port
+from tests.server.test_recording_calls import capture
+
+VIDEO_FRAMES_BEFORE_KILL = 45  # 3 s at 15 fps
+
+
+@contextlib.asynccontextmanager
+async def serving(data_dir: Path, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``vwindow serve`` in a process group of its own (so a kill can take its recorder workers too)."""
+    env = {**os.environ, "VWINDOW_RECORDING_WORKERS": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), cwd=REPO,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+
+        async def started() -> None:
+            while b"serving on" not in await proc.stdout.readline():  # type: ignore[union-attr]
+                pass
+        await asyncio.wait_for(started(), 60)
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+async def test_recordings_survive_sigkill_of_server_and_workers(tmp_path: Path) -> None:
+    kiosk_token = cli(tmp_path, "kiosk", "add", "--name", "K", "--region", "sh/jiading/xincheng/park-3")
+    clerk_token = cli(tmp_path, "clerk", "add", "--name", "C", "--fields", "market", "--regions", "sh/jiading",
+                      "--languages", "en")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sent: dict[str, dict[str, Sent]] = {"visitor": {}, "clerk": {}}
+    created = {"visitor": asyncio.Event(), "clerk": asyncio.Event()}
+    async with serving(tmp_path, port) as proc:
+        clerk = ClerkBot(url, clerk_token, on_recorder_created=capture_and_tell(sent["clerk"], created["clerk"]))
+        kiosk = KioskBot(url, kiosk_token, field="market", recording_consent=True,
+                         on_recorder_created=capture_and_tell(sent["visitor"], created["visitor"]))
+        clerk_task = asyncio.create_task(clerk.run())
+        await asyncio.wait_for(clerk.ready.wait(), 30)
+        kiosk_task = asyncio.create_task(kiosk.run(600, timeout_s=60))
+        # both recorder connections carry media: wait for seconds of video through each
+        for who in ("visitor", "clerk"):
+            await asyncio.wait_for(created[who].wait(), 60)
+            await sent[who]["video"].wait(VIDEO_FRAMES_BEFORE_KILL, 60)
+        killed_at = time.monotonic()
+        os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)
+        call_id = kiosk.call_id
+        for task in (kiosk_task, clerk_task):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 30)
+    assert call_id is not None
+    call_dir = tmp_path / "recordings" / call_id
+    assert sorted(p.name for p in call_dir.glob("*.part")), "the kill should leave part files behind"
+
+    async with serving(tmp_path, port):  # the restart finalizes and stores them before it serves
+        pass
+    assert not list(call_dir.glob("*.part"))
+    with sqlite3.connect(tmp_path / "records.sqlite3") as conn:
+        rows = conn.execute("SELECT participant, path, duration_s, recovered, sha256 FROM recordings "
+                            "WHERE call_id = ? ORDER BY participant", (call_id,)).fetchall()
+        recorded = conn.execute("SELECT count(*) FROM events WHERE call_id = ? AND kind = 'recorded'",
+                                (call_id,)).fetchone()[0]
+    assert [r[0] for r in rows] == ["clerk", "visitor"] and recorded == 2
+    for participant, rel, duration, recovered, _sha in rows:
+        assert recovered == 1
+        path = tmp_path / "recordings" / rel
+        with av.open(str(path)) as container:  # it plays: every picture decodes, and it has a duration
+            pictures = sum(1 for _ in container.decode(video=0))
+            assert container.duration is not None
+        first_sent = sent[participant]["video"].frames[0].at
+        sent_before_kill = killed_at - first_sent
+        assert pictures >= VIDEO_FRAMES_BEFORE_KILL - 20
+        # all but about the last second before the kill
+        assert sent_before_kill - 1.5 <= duration <= sent_before_kill + 0.5, (participant, duration,
+                                                                             sent_before_kill)
+    verify = subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(tmp_path), "records", "verify"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def capture_and_tell(into: dict[str, Sent], created: asyncio.Event) -> Any:
+    keep = capture(into)
+
+    def hook(pc: RTCPeerConnection) -> None:
+        keep(pc)
+        created.set()
+    return hook
