@@ -146,6 +146,7 @@ class Switchboard:
             "kiosk": {"id": kiosk.id, "name": kiosk.name, "region": kiosk.region, "region_names": dict(region.names)},
             "fields": self.settings.catalog.as_dicts(),
             "languages": self.settings.languages,
+            "recording_retention_days": self.settings.recording_retention_days,
             "call": resumed,
         }, sid, KIOSK_NS)
         if held is not None and resumed is not None:

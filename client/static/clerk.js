@@ -67,6 +67,8 @@
     peerLanguage: $('peer-language'),
     callField: $('call-field'),
     callTimer: $('call-timer'),
+    recIndicator: $('rec-indicator'),
+    recText: $('rec-text'),
     callNote: $('call-note'),
     mediaNote: $('media-note'),
     muteMic: $('mute-mic'),
@@ -330,6 +332,9 @@
     VW.setText(el.callNote, call.iceNote ? t(call.iceNote) : '');
     el.mediaNote.hidden = !call.mediaNote;
     VW.setText(el.mediaNote, call.mediaNote ? t(call.mediaNote) : '');
+    el.recIndicator.hidden = !call.recording;
+    el.recIndicator.classList.toggle('vw-rec-failed', call.recording === 'failed');
+    VW.setText(el.recText, call.recording === 'failed' ? t('recordingFailed') : t('recordingOn'));
 
     const stream = call.stream;
     const hasMic = !!stream && stream.getAudioTracks().length > 0;
@@ -702,6 +707,8 @@
       micMuted: false,
       cameraMuted: false,
       transferring: null, // the field the visitor is being handed on to
+      recording: msg.recording === true, // true, or 'failed' when the recorder could not be reached
+      recorder: null,
       over: false,
     };
     state.call = call;
@@ -731,10 +738,38 @@
       onIceState: (ice) => onIceState(call, rtc, ice),
     });
     call.rtc = rtc;
+    if (call.recording) startRecorder(call);
     const waiting = call.signals;
     call.signals = null;
     for (const s of waiting) rtc.handleSignal(s);
     render();
+  }
+
+  function startRecorder(call) {
+    if (call.recorder) call.recorder.close();
+    const recorder = new VW.RecorderLink({
+      callId: call.id,
+      stream: call.stream,
+      send,
+      onState: (what, why) => {
+        if (call.recorder !== recorder || state.call !== call) return;
+        if (what === 'failed') {
+          console.warn('vw: recorder connection failed:', why);
+          call.recording = 'failed'; // the clerk should know the matter is not being recorded
+        } else {
+          call.recording = true;
+        }
+        render();
+      },
+    });
+    call.recorder = recorder;
+    recorder.start();
+  }
+
+  function onRecorderLost(msg) {
+    const call = state.call;
+    if (!call || !msg || msg.call_id !== call.id || !call.recorder) return;
+    startRecorder(call); // the server's recorder restarted: send to it again
   }
 
   function onIceState(call, rtc, ice) {
@@ -780,6 +815,7 @@
     if (state.call === call) state.call = null;
     state.transferOpen = false;
     if (call.rtc) call.rtc.close();
+    if (call.recorder) call.recorder.close();
     VW.stopStream(call.stream);
     VW.attachStream(el.remoteVideo, null);
     VW.attachStream(el.localVideo, null);
@@ -936,6 +972,7 @@
     socket.on('ring', onRing);
     socket.on('ring_ended', onRingEnded);
     socket.on('matched', onMatched);
+    socket.on('recorder_lost', onRecorderLost);
     socket.on('signal', onSignal);
     socket.on('call_ended', onCallEnded);
   }

@@ -36,6 +36,7 @@
   // phases that go back to the start after this long untouched
   const PHASE_TIMEOUTS_MS = {
     camera: IDLE_TIMEOUT_MS,
+    consent: IDLE_TIMEOUT_MS,
     error: IDLE_TIMEOUT_MS,
     rating: RATING_TIMEOUT_MS,
     callback: CALLBACK_TIMEOUT_MS,
@@ -115,6 +116,12 @@
     keypad: $('keypad'),
     callbackDue: $('callback-due'),
     callbackRef: $('callback-ref'),
+    consentTitle: $('consent-title'),
+    consentField: $('consent-field'),
+    consentText: $('consent-text'),
+    consentYes: $('consent-yes'),
+    consentNo: $('consent-no'),
+    recIndicator: $('rec-indicator'),
   };
 
   const initial = VW.readData();
@@ -134,6 +141,8 @@
     thanks: null, // {interrupted, rated}
     rating: null, // {callId, score, reasons: Set, interrupted, ready: Promise}
     callback: null, // {field, phone, description, sending, error: {key, detail}, due, followupId}
+    consent: null, // {field, policy}: the recording notice on screen
+    retentionDays: 0, // how long recordings are kept (from welcome), told in the notice
     lastTouch: Date.now(),
     thanksTimer: null,
     strays: new Set(), // call ids we hung up because nobody on this page owns them
@@ -304,6 +313,7 @@
     renderError();
     renderRating();
     renderCallback();
+    renderConsent();
     const thanks = state.thanks || {};
     VW.setText(el.thanksText, thanks.interrupted ? t('interrupted') : thanks.rated ? t('thanksRated') : t('thanksText'));
     VW.setText(el.status, statusText());
@@ -399,9 +409,23 @@
     el.estimatedWait.dataset.seconds = typeof wait === 'number' ? String(Math.round(wait)) : '';
   }
 
+  /** The recording notice before a call in a field that records ("always": accept or go back; "ask": yes or no). */
+  function renderConsent() {
+    const consent = state.consent;
+    if (!consent || state.phase !== 'consent') return;
+    const ask = consent.policy === 'ask';
+    VW.setText(el.consentTitle, t(ask ? 'consentAskTitle' : 'consentAlwaysTitle'));
+    VW.setText(el.consentField, fieldName(consent.field));
+    const days = state.retentionDays;
+    VW.setText(el.consentText, `${t('consentText')} ${days > 0 ? t('consentKept', { n: days }) : ''}`.trim());
+    VW.setText(el.consentYes, t(ask ? 'consentYes' : 'consentAgree'));
+    el.consentNo.hidden = !ask;
+  }
+
   function renderCall() {
     const call = state.call;
     if (!call || state.phase !== 'call') return;
+    el.recIndicator.hidden = !call.recording;
     const peer = call.peer || {};
     VW.setText(el.peerName, peer.name || '');
     VW.setText(el.peerCenter, peer.center || '');
@@ -418,6 +442,7 @@
       case 'connecting': return t('connecting');
       case 'idle': return t('choose');
       case 'camera': return t('cameraStarting');
+      case 'consent': return [el.consentTitle.textContent, el.consentText.textContent].join('. ');
       case 'error': return state.error ? t(state.error.key) : '';
       case 'requesting':
       case 'queue': return [el.waitTitle.textContent, el.queuePositionText.textContent].filter(Boolean).join('. ');
@@ -452,6 +477,7 @@
     state.thanks = null;
     state.rating = null;
     state.callback = null;
+    state.consent = null;
     if (fresh) state.lang = state.defaultLang;
     // before the first welcome there is nothing to show yet; later a lost connection only shows the banner
     setPhase(state.kiosk ? 'idle' : 'connecting');
@@ -484,6 +510,7 @@
     if (!call) return;
     call.over = true;
     if (call.rtc) call.rtc.close();
+    closeRecorder(call);
     VW.stopStream(call.stream);
     VW.attachStream(el.previewVideo, null);
     VW.attachStream(el.localVideo, null);
@@ -492,6 +519,7 @@
 
   function closePeer(call) {
     if (call.rtc) call.rtc.close();
+    closeRecorder(call);
     call.rtc = null;
     call.peer = null;
     call.mediaNote = null;
@@ -728,6 +756,9 @@
       mediaNote: null,
       mediaReported: false,
       matched: false,
+      consent: null, // the answer to the recording notice (null: the field does not record)
+      recording: false, // this call is recorded: the camera goes to the server's recorder too
+      recorder: null,
       cameraReady: null, // a promise while the camera of a resumed call starts
       over: false,
     };
@@ -742,13 +773,35 @@
     return navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   }
 
-  async function chooseField(fieldId) {
+  function chooseField(fieldId) {
     if (state.phase !== 'idle' || state.call) return;
     if (!state.socket || !state.socket.connected) {
       showError('errOffline');
       return;
     }
+    const f = fieldById(fieldId);
+    const policy = f && f.recording;
+    if (policy === 'always' || policy === 'ask') {
+      // the visitor hears about the recording before anything is recorded, and before the camera starts
+      state.consent = { field: fieldId, policy };
+      setPhase('consent');
+      return;
+    }
+    startCall(fieldId, null);
+  }
+
+  function answerConsent(agreed) {
+    const consent = state.consent;
+    if (!consent || state.phase !== 'consent') return;
+    state.consent = null;
+    setPhase('idle'); // startCall begins from the start screen
+    startCall(consent.field, agreed);
+  }
+
+  async function startCall(fieldId, consent) {
+    if (state.phase !== 'idle' || state.call) return;
     const call = newCall(fieldId, state.lang);
+    call.consent = consent;
     state.call = call;
     setPhase('camera');
 
@@ -769,7 +822,9 @@
     VW.attachStream(el.previewVideo, stream);
     setPhase('requesting');
 
-    const answer = await VW.send(state.socket, 'request_call', { field: fieldId, language: call.language }, ACK_TIMEOUT_MS);
+    const request = { field: fieldId, language: call.language };
+    if (call.consent !== null) request.recording_consent = call.consent;
+    const answer = await VW.send(state.socket, 'request_call', request, ACK_TIMEOUT_MS);
     if (state.call !== call) {
       // cancelled (or timed out) before the server answered: withdraw the call it made
       if (answer.ok && answer.call_id) withdraw(answer.call_id);
@@ -845,6 +900,7 @@
     msg = msg || {};
     state.kiosk = msg.kiosk || null;
     if (Array.isArray(msg.fields) && msg.fields.length) state.fields = msg.fields;
+    state.retentionDays = Number(msg.recording_retention_days) || 0;
     if (Array.isArray(msg.languages) && msg.languages.length) {
       state.languages = cleanLanguages(msg.languages);
       if (!state.languages.includes(state.defaultLang)) state.defaultLang = state.languages[0];
@@ -929,6 +985,8 @@
       onIceState: (ice) => onIceState(call, rtc, ice),
     });
     call.rtc = rtc;
+    call.recording = msg.recording === true;
+    if (call.recording) startRecorder(call);
     VW.attachStream(el.previewVideo, null);
     VW.attachStream(el.localVideo, call.stream);
     setPhase('call');
@@ -938,6 +996,31 @@
         render();
       }
     });
+  }
+
+  function startRecorder(call) {
+    closeRecorder(call);
+    const recorder = new VW.RecorderLink({
+      callId: call.id,
+      stream: call.stream,
+      send: (event, payload) => VW.send(state.socket, event, payload, ACK_TIMEOUT_MS),
+      onState: (what, why) => {
+        if (what === 'failed' && call.recorder === recorder) console.warn('vw: recorder connection failed:', why);
+      },
+    });
+    call.recorder = recorder;
+    recorder.start();
+  }
+
+  function closeRecorder(call) {
+    if (call.recorder) call.recorder.close();
+    call.recorder = null;
+  }
+
+  function onRecorderLost(msg) {
+    const call = state.call;
+    if (!call || !msg || call.id !== msg.call_id || !call.recording || state.phase !== 'call') return;
+    startRecorder(call); // the server's recorder restarted: send to it again
   }
 
   function onIceState(call, rtc, ice) {
@@ -1020,6 +1103,7 @@
     socket.on('matched', onMatched);
     socket.on('signal', onSignal);
     socket.on('call_ended', onCallEnded);
+    socket.on('recorder_lost', onRecorderLost);
   }
 
   // ------------------------------------------------------------------ wiring
@@ -1069,6 +1153,16 @@
         break;
       case 'callback-submit':
         break; // the form's submit event
+      case 'consent-yes':
+        answerConsent(true);
+        break;
+      case 'consent-no':
+        answerConsent(false);
+        break;
+      case 'consent-back':
+        state.consent = null;
+        goIdle(false);
+        break;
       case 'cancel':
       case 'camera-back':
         cancel();

@@ -17,12 +17,16 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
+from server.settings import load_settings
+from signaling.catalog import RecordingPolicy
+
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 KIOSK_VIEWPORT: ViewportSize = {"width": 1280, "height": 800}  # a landscape kiosk screen
 CLERK_VIEWPORT: ViewportSize = {"width": 1366, "height": 768}  # a clerk's laptop
 
 STATE_TIMEOUT_MS = 20_000
+RECORDING_POLICY = {f.id: f.recording for f in load_settings().catalog}  # as config/fields.toml says
 MEDIA_TIMEOUT_MS = 30_000
 
 TRACK_PEERS_JS = """
@@ -41,13 +45,15 @@ TRACK_PEERS_JS = """
 })();
 """
 
-# Polls getStats() of the newest open peer connection, inside the page, until its inbound media passes the
+# Polls getStats() of the newest open peer connection of the call, inside the page, until its inbound media passes the
 # thresholds or the time is up; resolves to {ok, stats} (the last counters seen, for the failure message).
 MEDIA_STATS_JS = """
 async ({minFrames, minPackets, timeoutMs}) => {
   const read = async () => {
     const open = (window.__vwPeers || []).filter((pc) => pc.connectionState !== 'closed');
-    const pc = open[open.length - 1];
+    // the call's own connection, not a send-only one to the server's recorder
+    const calls = open.filter((pc) => !pc.getTransceivers().every((t) => t.direction === 'sendonly'));
+    const pc = calls[calls.length - 1];
     const out = {
       peers: (window.__vwPeers || []).length, openPeers: open.length,
       connectionState: pc ? pc.connectionState : 'none',
@@ -205,8 +211,15 @@ class KioskPage(AppPage):
         await self.click(f"lang-{lang}")
         await expect(self.page.locator("html")).to_have_attribute("lang", lang)
 
-    async def choose(self, field: str) -> None:
+    async def choose(self, field: str, consent: bool = False) -> None:
+        """Tap ``field``; where its calls are recorded, answer the recording notice (``always``: accept it;
+        ``ask``: ``consent``)."""
         await self.click(f"field-{field}")
+        policy = RECORDING_POLICY[field]
+        if policy is not RecordingPolicy.NEVER:
+            await self.expect_state("consent")
+            agree = consent or policy is RecordingPolicy.ALWAYS
+            await self.click("consent-yes" if agree else "consent-no")
 
     async def request(self, field: str = "tax", lang: str | None = None) -> None:
         """Pick a language (optionally) and a field; wait until the call is in the queue or ringing."""
