@@ -79,7 +79,9 @@ class RecorderSide:
         self.link: RecorderLink | None = None
         self.error: str | None = None
         self.offers = 0
+        self.answers = 0
         self.answered = asyncio.Event()
+        self._answer_seen = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._caption: list[str] = []
 
@@ -101,6 +103,15 @@ class RecorderSide:
             return
         if not link.closed:
             self.answered.set()
+            self.answers += 1
+            async with self._answer_seen:
+                self._answer_seen.notify_all()
+
+    async def wait_answers(self, count: int, timeout_s: float) -> None:
+        """Wait until the recorder has answered ``count`` offers in all (a re-offer after ``recorder_lost``
+        makes two)."""
+        async with asyncio.timeout(timeout_s), self._answer_seen:
+            await self._answer_seen.wait_for(lambda: self.answers >= count)
 
     async def end(self) -> None:
         task, self._task = self._task, None

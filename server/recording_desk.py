@@ -28,8 +28,6 @@ RECENT_CALLS = 256
 RECOVER_RETRY_S = 5.0
 RECOVER_RETRIES = 60
 
-PoolFactory = Callable[[], RecorderPool]
-
 
 class RecorderUnavailableError(RuntimeError):
     """No recorder could take the participant's connection; the message says why."""
@@ -42,22 +40,16 @@ class RecordingDesk:
         workers: int,
         *,
         on_interrupted: Callable[[str, str], Coroutine[Any, Any, None]] | None = None,
-        pool_factory: PoolFactory | None = None,
     ) -> None:
         self.store = store
         self.root = store.root
         self.workers = workers
         self.on_interrupted = on_interrupted  # (call_id, participant) whose recorder died
-        self._factory = pool_factory or self._default_pool
         self._starting: asyncio.Task[RecorderPool] | None = None
         self._active: set[str] = set()  # calls with recorder peers, to stop at their end
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished: dict[str, asyncio.Future[list[int]]] = {}  # waiters of wait_finished
         self._recent: OrderedDict[str, list[int]] = OrderedDict()  # call id -> recordings stored at its end
-
-    def _default_pool(self) -> RecorderPool:
-        # loopback candidates too: a recorder on the same host as a participant (or a loopback-only host)
-        return RecorderPool(self.root, self.workers, allow_loopback=True, on_worker_died=self._worker_died)
 
     async def recover(self) -> list[int]:
         """Finalize and store what a previous run left behind (before any worker starts).
@@ -102,20 +94,21 @@ class RecordingDesk:
 
     async def start(self) -> None:
         """Start the pool now (and wait for it), rather than on the first recorded call."""
-        await self._pool()
+        await self.pool()
 
     @property
     def started(self) -> bool:
         return self._starting is not None
 
     async def _start_pool(self) -> RecorderPool:
-        pool = self._factory()
+        # loopback candidates too: a recorder on the same host as a participant (or a loopback-only host)
+        pool = RecorderPool(self.root, self.workers, allow_loopback=True, on_worker_died=self._worker_died)
         recovered = await pool.start()
         await self.store.add_all(recovered)
         logger.info("recorder pool started: %d worker(s), files under %s", self.workers, self.root)
         return pool
 
-    async def _pool(self) -> RecorderPool:
+    async def pool(self) -> RecorderPool:
         if self.workers <= 0:
             raise RecorderUnavailableError("recording is switched off on this server (recording_workers = 0)")
         self.warm()
@@ -128,7 +121,7 @@ class RecordingDesk:
 
     async def answer(self, call_id: str, participant: str, offer_sdp: str) -> str:
         """The recorder's SDP answer to ``participant``'s send-only offer in ``call_id``."""
-        pool = await self._pool()
+        pool = await self.pool()
         self._active.add(call_id)
         try:
             return await pool.answer(call_id, participant, offer_sdp)
@@ -145,7 +138,7 @@ class RecordingDesk:
         if call_id not in self._active:
             return []
         self._active.discard(call_id)
-        pool = await self._pool()
+        pool = await self.pool()
         infos = await pool.stop_call(call_id)
         stored = await self.store.add_all(infos)
         self._recent[call_id] = stored
@@ -182,10 +175,21 @@ class RecordingDesk:
                      died.worker, died.pid, died.returncode, len(died.participants))
         if self.on_interrupted is None:
             return
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._interrupted(died))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _interrupted(self, died: WorkerDied) -> None:
+        """Once a new worker runs, tell each interrupted participant (through the switchboard) to offer again."""
+        assert self.on_interrupted is not None
+        if self._starting is not None:
+            pool = await self._starting
+            await pool.wait_workers()
         for call_id, participant in died.participants:
-            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self.on_interrupted(call_id, participant))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            try:
+                await self.on_interrupted(call_id, participant)
+            except Exception:
+                logger.exception("telling %s of call %s that its recording stopped failed", participant, call_id)
 
 
 def _unlisted(root: Path, known: set[str], store: RecordingStore) -> tuple[list[RecordingInfo], int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,63 @@ async def test_recording_consent_and_recorder_offers_are_checked(harness_factory
     await kiosk.ok("media_connected", {"call_id": call_id})
     await kiosk.ok("hangup", {"call_id": call_id})
     assert (await clerk.next("call_ended"))["reason"] == "hangup"
+
+
+async def test_a_dead_recorder_worker_is_replaced_and_both_sides_send_again(
+    harness_factory: HarnessFactory,
+) -> None:
+    harness = await harness_factory(recording_workers=1)
+    desk = desk_of(harness)
+    await desk.start()
+    _, kiosk_token = await harness.identities.add_kiosk("Park kiosk", PARK)
+    _, clerk_token = await harness.identities.add_clerk("Clerk", ["tax"], ["sh/jiading"], ["en"])
+    links: dict[str, list[dict[str, Sent]]] = {"visitor": [], "clerk": []}  # each recorder connection's frames
+
+    def keep(who: str) -> Any:
+        def hook(pc: RTCPeerConnection) -> None:
+            links[who].append({})
+            capture(links[who][-1])(pc)
+        return hook
+
+    async def sending(count: int) -> None:
+        """Until the ``count``-th recorder connection of each side has sent a second of video."""
+        for side, who in ((kiosk.recorder, "visitor"), (clerk.recorder, "clerk")):
+            await side.wait_answers(count, TIMEOUT)
+            await links[who][count - 1]["video"].wait(FPS, TIMEOUT)
+
+    clerk = ClerkBot(harness.url, clerk_token, on_recorder_created=keep("clerk"))
+    stop = asyncio.Event()
+    clerk_task = asyncio.create_task(clerk.run(stop=stop))
+    await asyncio.wait_for(clerk.ready.wait(), 10)
+    kiosk = KioskBot(harness.url, kiosk_token, field="tax", recording_consent=True, on_recorder_created=keep("visitor"))
+    kiosk_task = asyncio.create_task(kiosk.run(120, timeout_s=30))
+    try:
+        await sending(1)
+        pool = await desk.pool()
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)  # the worker recording this call dies
+        # the pool finalizes what it wrote, starts a new worker, and both participants offer to it again
+        await sending(2)
+        assert pool.pids() != [pid]
+        call_id = kiosk.call_id
+        assert call_id is not None
+        await clerk.hangup(call_id)
+        result = await asyncio.wait_for(kiosk_task, 30)
+        assert result.ok, result.summary()  # the call itself never noticed
+    finally:
+        kiosk_task.cancel()
+        stop.set()
+        await asyncio.wait_for(clerk_task, 10)
+    stored = await desk.wait_finished(call_id, TIMEOUT)
+    rows = await harness.server.app[EVIDENCE].for_call(call_id)
+    assert len(stored) == len(rows) == 4, rows
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert set(by_name) == {"visitor.webm", "clerk.webm", "visitor-2.webm", "clerk-2.webm"}
+    assert by_name["visitor.webm"]["recovered"] and by_name["clerk.webm"]["recovered"]
+    assert not by_name["visitor-2.webm"]["recovered"] and not by_name["clerk-2.webm"]["recovered"]
+    log = await kinds_of(harness, call_id)
+    assert sorted(d["participant"] for k, d in log if k == "recording_interrupted") == ["clerk", "visitor"]
+    assert sorted(d["participant"] for k, d in log if k == "recording_started") == ["clerk", "clerk", "visitor",
+                                                                                   "visitor"]
+    status = await harness.server.app[RECORDS].verify()
+    assert status.ok, status.describe()
