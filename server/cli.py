@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
             b.add_argument("--language", default="en")
             b.add_argument("--seconds", type=float, default=5.0, help="how long to stay in the call")
             b.add_argument("--timeout", type=float, default=60.0, help="give up if not connected by then")
+            consent = b.add_mutually_exclusive_group()
+            consent.add_argument("--record", dest="consent", action="store_const", const=True,
+                                 help="accept the recording notice (needed for fields that record every call)")
+            consent.add_argument("--no-record", dest="consent", action="store_const", const=False,
+                                 help="decline the recording of a field that asks")
     return p
 
 
@@ -265,9 +270,13 @@ async def _bot(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
         await bot.ClerkBot(args.url, args.token, auto_accept=args.auto_accept, center=args.center).run(stop=stop)
         return 0
-    kiosk = bot.KioskBot(args.url, args.token, field=args.field, language=args.language)
+    kiosk = bot.KioskBot(args.url, args.token, field=args.field, language=args.language,
+                         recording_consent=args.consent)
     result = await kiosk.run(args.seconds, timeout_s=args.timeout)
     print(result.summary())
+    if kiosk.recorder.offers:
+        print(f"recorder: {kiosk.recorder.answers} of {kiosk.recorder.offers} connection(s) answered"
+              + (f"; last error: {kiosk.recorder.error}" if kiosk.recorder.error else ""))
     return 0 if result.ok else 1
 
 
