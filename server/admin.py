@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server import exports, stats
 from server.auth import require_role
 from server.followups import assign_followup, followups_page, resolve_followup
+from server.i18n import translations
 from server.keys import DB, SETTINGS, SWITCHBOARD
 from server.management import (
     add_clerk,
@@ -52,6 +53,7 @@ from server.pages import (
     fmt_share,
     fmt_time,
     fmt_value,
+    labels,
     local_today,
     render,
 )
@@ -60,19 +62,19 @@ from server.sessions import session_detail, sessions_page
 # ---------------------------------------------------------------- live board
 
 
-async def live_payload(app: web.Application) -> dict[str, Any]:
+async def live_payload(app: web.Application, names: Labels) -> dict[str, Any]:
+    """The live board's figures, with names in the language of ``names``."""
     settings = app[SETTINGS]
-    labels = Labels(settings)
     snap = app[SWITCHBOARD].snapshot()
     for q in snap["queues"]:
-        q["field_name"] = labels.field(q["field"])
-        q["district_name"] = labels.region(q["district"])
+        q["field_name"] = names.field(q["field"])
+        q["district_name"] = names.region(q["district"])
         q["over_target"] = q["longest_wait_s"] > stats.TARGET_WAIT_S
     for c in snap["calls"]:
-        c["field_name"] = labels.field(c["field"])
-        c["region_name"] = labels.place(c["region"])
+        c["field_name"] = names.field(c["field"])
+        c["region_name"] = names.place(c["region"])
     for k in snap["clerks"]:
-        k["field_names"] = [labels.field(f) for f in k["fields"]]
+        k["field_names"] = [names.field(f) for f in k["fields"]]
     today = local_today(settings)
     report = await stats.load_stats(app[DB], stats.Period(today, today), settings.tz)
     t = report.total
@@ -88,13 +90,14 @@ async def live_payload(app: web.Application) -> dict[str, Any]:
 
 @require_role("admin")
 async def board(request: web.Request) -> web.StreamResponse:
-    return render("admin_board.html", request, {"live": await live_payload(request.app), "poll_ms": LIVE_POLL_MS,
+    live = await live_payload(request.app, labels(request))
+    return render("admin_board.html", request, {"live": live, "poll_ms": LIVE_POLL_MS,
                                                 "fmt_duration": fmt_duration, "states": STATES})
 
 
 @api_role("admin")
 async def live_api(request: web.Request) -> web.StreamResponse:
-    return web.json_response(await live_payload(request.app), headers={"Cache-Control": "no-store"})
+    return web.json_response(await live_payload(request.app, labels(request)), headers={"Cache-Control": "no-store"})
 
 
 # ---------------------------------------------------------------- statistics and exports
@@ -108,14 +111,15 @@ def _period(request: web.Request) -> tuple[stats.Period, list[str]]:
 @require_role("admin")
 async def stats_page(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    labels = Labels(settings)
+    names = labels(request)
+    gettext = translations(request).gettext
     period, problems = _period(request)
     report = await stats.load_stats(request.app[DB], period, settings.tz)
     query = urlencode({"from": period.start.isoformat(), "to": period.end.isoformat()})
-    wait_svg = stats.wait_chart_svg(report.by_district, lambda g: labels.region(g.district).split(" ")[0],
-                                    report.target_s, "平均与第90百分位等待 Average and 90th-percentile wait (min)")
-    calls_svg = stats.calls_chart_svg(report.by_field, lambda g: labels.field(g.field),
-                                      "各领域来电 Calls per service field")
+    wait_svg = stats.wait_chart_svg(report.by_district, lambda g: names.region(g.district), report.target_s,
+                                    gettext("Average and 90th-percentile wait (min)"), gettext)
+    calls_svg = stats.calls_chart_svg(report.by_field, lambda g: names.field(g.field),
+                                      gettext("Calls per service field"), gettext)
     return render("admin_stats.html", request, {
         "report": report, "period": period, "problems": problems, "query": query, "wait_svg": wait_svg,
         "calls_svg": calls_svg, "fmt_duration": fmt_duration, "fmt_share": fmt_share,

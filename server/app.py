@@ -11,7 +11,7 @@ import jinja2
 import socketio
 from aiohttp import web
 
-from server import auth, db
+from server import auth, db, i18n
 from server.auth import session_middleware
 from server.db import make_engine
 from server.evidence import RecordingStore
@@ -69,12 +69,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     sio.register_namespace(ClerkNamespace(switchboard, identities, session_user))
 
-    aiohttp_jinja2.setup(
+    app[i18n.LANGUAGES] = i18n.Languages.load(settings.languages)
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[auth.context_processor],
+        context_processors=[auth.context_processor, i18n.context_processor],
     )
+    i18n.install(env)
     setup_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.db import web_sessions
+from server.i18n import translations
 from server.identities import Clerk
 from server.keys import DB, IDENTITIES
 
@@ -136,7 +137,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if user is None:
         response = aiohttp_jinja2.render_template("login.html", request, {
             "csrf_token": csrf_token(request), "next": form.get("next", ""),
-            "error": "Wrong username or password.", "user": None,
+            "error": translations(request).gettext("Wrong username or password."), "user": None,
         })
         response.set_status(401)
         return response

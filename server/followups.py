@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.auth import require_role
 from server.db import calls, followups, users
+from server.i18n import translations
 from server.identities import Clerk
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
 from server.pages import (
@@ -112,6 +113,10 @@ async def followup_overview(engine: AsyncEngine, user: Clerk, q: FollowupQuery, 
     return {"counts": {k: int(v) for k, v in counts.items()}, "total": total, "rows": rows, "summary": summary}
 
 
+def _already_resolved(request: web.Request, followup_id: int) -> str:
+    return translations(request).gettext("Follow-up %(id)s is already resolved.") % {"id": followup_id}
+
+
 async def _followups_response(request: web.Request, q: FollowupQuery, error: str = "", status: int = 200,
                               error_id: int | None = None) -> web.Response:
     settings = request.app[SETTINGS]
@@ -165,10 +170,10 @@ async def resolve_followup(request: web.Request) -> web.StreamResponse:
     back = _back(form, settings)
     note = str(form.get("note", "")).strip()
     if not note:
-        return await _followups_response(request, back, "Say how it was resolved: the note is required. "
-                                         "请填写办理结果。", 400, row["id"])
+        return await _followups_response(request, back, translations(request).gettext(
+            "Say how it was resolved: the note is required."), 400, row["id"])
     if row["status"] != "open":
-        return await _followups_response(request, back, f"Follow-up {row['id']} is already resolved.", 409)
+        return await _followups_response(request, back, _already_resolved(request, row["id"]), 409)
     now = time.time()
     on_time = dt.datetime.fromtimestamp(now, settings.tz).date().isoformat() <= row["due_date"]
     async with request.app[DB].begin() as conn:
@@ -195,10 +200,11 @@ async def assign_followup(request: web.Request) -> web.StreamResponse:
     assignee = str(form.get("assignee", "")).strip()
     clerk = await request.app[IDENTITIES].user(assignee) if assignee else None
     if clerk is None or clerk.revoked or clerk.role != "clerk":
-        return await _followups_response(request, back, "Choose an active clerk to assign it to. 请选择在岗坐席。",
+        return await _followups_response(request, back,
+                                         translations(request).gettext("Choose an active clerk to assign it to."),
                                          400, row["id"])
     if row["status"] != "open":
-        return await _followups_response(request, back, f"Follow-up {row['id']} is already resolved.", 409)
+        return await _followups_response(request, back, _already_resolved(request, row["id"]), 409)
     async with request.app[DB].begin() as conn:
         await conn.execute(followups.update().where(followups.c.id == row["id"]).values(assignee=clerk.id))
         await request.app[RECORDS].append(

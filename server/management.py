@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from multidict import MultiDictProxy
 
 from server.auth import require_role
 from server.db import users
+from server.i18n import translations
 from server.identities import Clerk
 from server.keys import DB, IDENTITIES, SETTINGS
 from server.pages import (
@@ -44,8 +45,10 @@ class ClerkForm:
 MIN_PASSWORD = 10
 
 
-def parse_clerk_form(form: MultiDictProxy[Any], settings: Settings, with_login: bool) -> ClerkForm:
-    """Read and check the clerk form against the catalog, the region tree and the offered languages."""
+def parse_clerk_form(form: MultiDictProxy[Any], settings: Settings, with_login: bool,
+                     _: Callable[[str], str] = str) -> ClerkForm:
+    """Read and check the clerk form against the catalog, the region tree and the offered languages; ``_``
+    translates the problems (gettext of the staff catalog)."""
     f = ClerkForm(
         name=str(form.get("name", "")).strip(), center=str(form.get("center", "")).strip(),
         fields=[str(v) for v in form.getall("fields", [])], regions=[str(v) for v in form.getall("regions", [])],
@@ -53,30 +56,30 @@ def parse_clerk_form(form: MultiDictProxy[Any], settings: Settings, with_login: 
         username=str(form.get("username", "")).strip(), password=str(form.get("password", "")),
     )
     if not f.name:
-        f.errors["name"] = "A name is required. 请填写姓名。"
+        f.errors["name"] = _("A name is required.")
     elif len(f.name) > 200:
-        f.errors["name"] = "At most 200 characters."
+        f.errors["name"] = _("At most 200 characters.")
     if len(f.center) > 200:
-        f.errors["center"] = "At most 200 characters."
+        f.errors["center"] = _("At most 200 characters.")
     bad = [x for x in f.fields if x not in settings.catalog]
     if bad or not f.fields:
-        f.errors["fields"] = (f"Unknown service field: {', '.join(bad)}" if bad
-                              else "Choose at least one service field. 请至少选择一个业务领域。")
+        f.errors["fields"] = (_("Unknown service field: %(names)s") % {"names": ", ".join(bad)} if bad
+                              else _("Choose at least one service field."))
     bad = [x for x in f.regions if x not in settings.regions]
     if bad or not f.regions:
-        f.errors["regions"] = (f"Unknown region: {', '.join(bad)}" if bad
-                               else "Choose at least one region the clerk covers. 请至少选择一个区域。")
+        f.errors["regions"] = (_("Unknown region: %(names)s") % {"names": ", ".join(bad)} if bad
+                               else _("Choose at least one region the clerk covers."))
     bad = [x for x in f.languages if x not in settings.languages]
     if bad or not f.languages:
-        f.errors["languages"] = (f"Unknown language: {', '.join(bad)}" if bad
-                                 else "Choose at least one language. 请至少选择一种语言。")
+        f.errors["languages"] = (_("Unknown language: %(names)s") % {"names": ", ".join(bad)} if bad
+                                 else _("Choose at least one language."))
     if with_login and (f.username or f.password):
         if not f.username:
-            f.errors["username"] = "A password needs a username."
+            f.errors["username"] = _("A password needs a username.")
         elif len(f.username) > 100 or any(c.isspace() for c in f.username):
-            f.errors["username"] = "A username has no spaces and at most 100 characters."
+            f.errors["username"] = _("A username has no spaces and at most 100 characters.")
         if len(f.password) < MIN_PASSWORD:
-            f.errors["password"] = f"A password needs at least {MIN_PASSWORD} characters."
+            f.errors["password"] = _("A password needs at least %(count)s characters.") % {"count": MIN_PASSWORD}
     return f
 
 
@@ -102,12 +105,13 @@ async def clerks_page(request: web.Request) -> web.StreamResponse:
 
 @require_role("admin")
 async def add_clerk(request: web.Request) -> web.StreamResponse:
-    form = parse_clerk_form(await request.post(), request.app[SETTINGS], with_login=True)
+    _ = translations(request).gettext
+    form = parse_clerk_form(await request.post(), request.app[SETTINGS], with_login=True, _=_)
     if form.username and "username" not in form.errors:
         async with request.app[DB].connect() as conn:
             taken = (await conn.execute(sa.select(users.c.id).where(users.c.username == form.username))).first()
         if taken is not None:
-            form.errors["username"] = "This username is taken. 用户名已被使用。"
+            form.errors["username"] = _("This username is taken.")
     if form.errors:
         return await _clerks_response(request, form, status=400)
     try:
@@ -115,7 +119,7 @@ async def add_clerk(request: web.Request) -> web.StreamResponse:
             form.name, form.fields, form.regions, form.languages, center=form.center,
             username=form.username or None, password=form.password or None)
     except sa.exc.IntegrityError:  # the username was taken meanwhile
-        form.errors["username"] = "This username is taken. 用户名已被使用。"
+        form.errors["username"] = _("This username is taken.")
         return await _clerks_response(request, form, status=400)
     await admin_action(request, "clerk_added", clerk_id=clerk.id, name=clerk.name, center=clerk.center,
                        fields=form.fields, regions=form.regions, languages=form.languages,
@@ -146,12 +150,13 @@ async def clerk_page(request: web.Request) -> web.StreamResponse:
 @require_role("admin")
 async def edit_clerk(request: web.Request) -> web.StreamResponse:
     clerk = await _clerk(request)
-    form = parse_clerk_form(await request.post(), request.app[SETTINGS], with_login=False)
+    _ = translations(request).gettext
+    form = parse_clerk_form(await request.post(), request.app[SETTINGS], with_login=False, _=_)
     form.username = clerk.username or ""
     if form.password and len(form.password) < MIN_PASSWORD:
-        form.errors["password"] = f"A password needs at least {MIN_PASSWORD} characters."
+        form.errors["password"] = _("A password needs at least %(count)s characters.") % {"count": MIN_PASSWORD}
     if form.password and not clerk.username:
-        form.errors["password"] = "This clerk has no username to log in with; add them again with one."
+        form.errors["password"] = _("This clerk has no username to log in with; add them again with one.")
     if form.errors:
         return _edit_response(request, clerk, form, 400)
     identities = request.app[IDENTITIES]
@@ -209,11 +214,12 @@ async def add_kiosk(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     data = await request.post()
     form = {"name": str(data.get("name", "")).strip(), "region": str(data.get("region", "")).strip()}
+    _ = translations(request).gettext
     errors = {}
     if not form["name"] or len(form["name"]) > 200:
-        errors["name"] = "Give the kiosk a name (at most 200 characters). 请填写名称。"
+        errors["name"] = _("Give the kiosk a name (at most 200 characters).")
     if form["region"] not in settings.regions:
-        errors["region"] = "Choose the region the kiosk stands in. 请选择所在区域。"
+        errors["region"] = _("Choose the region the kiosk stands in.")
     if errors:
         return await _kiosks_response(request, form, errors, status=400)
     kiosk, token = await request.app[IDENTITIES].add_kiosk(form["name"], form["region"])

@@ -15,24 +15,26 @@ from aiohttp import web
 
 from server import stats
 from server.auth import current_user
+from server.i18n import N_, request_language
 from server.identities import Clerk
 from server.keys import RECORDS, SETTINGS
 from server.settings import Settings
 
 PAGE_SIZE = 50
 LIVE_POLL_MS = 2000
-OUTCOMES = {"completed": "已办结 completed", "referred": "已转办 referred", "yet_to_do": "待办 yet to do",
-            "none": "无事项 no matter logged"}
-END_REASONS = {"hangup": "正常结束 hung up", "cancelled": "排队放弃 gave up waiting",
-               "visitor_disconnected": "访客断线 visitor disconnected",
-               "clerk_disconnected": "坐席断线 clerk disconnected", "transferred": "转办 transferred"}
-SCORES = {"satisfied": "满意 satisfied", "neutral": "一般 neutral", "dissatisfied": "不满意 dissatisfied"}
-FOLLOWUP_TABS = {"open": "未办结 open", "due_today": "今日到期 due today", "overdue": "已逾期 overdue",
-                 "resolved": "已办结 resolved", "all": "全部 all"}
-STATES = {"available": "空闲 available", "away": "离开 away", "ringing": "振铃 ringing", "busy": "通话 busy",
-          "wrap_up": "整理 wrap-up", "queued": "排队 queued", "connecting": "接通中 connecting",
-          "active": "通话中 active"}
-FOLLOWUP_KINDS = {"simple": "简单 simple", "general": "一般 general (3 days)", "complex": "复杂 complex (7 days)"}
+# Display names of codes, marked for the staff catalog and translated in the templates (``_(outcomes[code])``).
+OUTCOMES = {"completed": N_("completed"), "referred": N_("referred"), "yet_to_do": N_("yet to do"),
+            "none": N_("no matter logged")}
+END_REASONS = {"hangup": N_("hung up"), "cancelled": N_("gave up waiting"),
+               "visitor_disconnected": N_("visitor disconnected"),
+               "clerk_disconnected": N_("clerk disconnected"), "transferred": N_("transferred")}
+SCORES = {"satisfied": N_("satisfied"), "neutral": N_("neutral"), "dissatisfied": N_("dissatisfied")}
+FOLLOWUP_TABS = {"open": N_("open"), "due_today": N_("due today"), "overdue": N_("overdue"),
+                 "resolved": N_("resolved"), "all": N_("all")}
+STATES = {"available": N_("available"), "away": N_("away"), "ringing": N_("ringing"), "busy": N_("busy"),
+          "wrap_up": N_("wrap-up"), "queued": N_("queued"), "connecting": N_("connecting"),
+          "active": N_("active")}
+FOLLOWUP_KINDS = {"simple": N_("simple"), "general": N_("general (3 days)"), "complex": N_("complex (7 days)")}
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,34 +49,33 @@ def district_depth(settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class Labels:
-    """Bilingual display names of fields, regions and clerks."""
+    """Display names of fields, regions and matter types in the page's language (from the catalogs in config/)."""
 
     settings: Settings
+    lang: str = "zh"
 
     def field(self, field_id: str) -> str:
         if field_id not in self.settings.catalog:
             return field_id
-        f = self.settings.catalog.get(field_id)
-        return f"{f.name('zh')} {f.name('en')}" if f.name("zh") != f.name("en") else f.name("en")
+        return self.settings.catalog.get(field_id).name(self.lang)
 
     def matter(self, field_id: str, matter_type: str) -> str:
         if field_id in self.settings.catalog:
             for m in self.settings.catalog.get(field_id).matters:
                 if m.id == matter_type:
-                    return f"{m.name('zh')} {m.name('en')}"
+                    return m.name(self.lang)
         return matter_type
 
     def region(self, path: str) -> str:
         if path not in self.settings.regions:
             return path
-        r = self.settings.regions.get(path)
-        return f"{r.name('zh')} {r.name('en')}" if r.name("zh") != r.name("en") else r.name("en")
+        return self.settings.regions.get(path).name(self.lang)
 
     def place(self, path: str) -> str:
         """A kiosk's place, from the district down: "嘉定区 / 新城科技园"."""
         if path not in self.settings.regions:
             return path
-        return self.settings.regions.display(path, "zh")
+        return self.settings.regions.display(path, self.lang)
 
     def districts(self) -> list[tuple[str, str]]:
         depth = district_depth(self.settings)
@@ -97,6 +98,11 @@ class Labels:
             if r.level == 1:
                 walk(path)
         return out
+
+
+def labels(request: web.Request) -> Labels:
+    """The display names for this request's language."""
+    return Labels(request.app[SETTINGS], request_language(request))
 
 
 def fmt_time(ts: float | None, tz: ZoneInfo) -> str:
@@ -135,7 +141,7 @@ def local_today(settings: Settings) -> dt.date:
 
 
 def render(template: str, request: web.Request, context: Mapping[str, Any], status: int = 200) -> web.Response:
-    ctx = {"labels": Labels(request.app[SETTINGS]), "target_s": stats.TARGET_WAIT_S, **context}
+    ctx = {"labels": labels(request), "target_s": stats.TARGET_WAIT_S, **context}
     response: web.Response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
     return response
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import admin, auth, views
+from server import admin, auth, i18n, views
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "client" / "static"
 
@@ -21,5 +21,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/login", auth.login_page, name="login")
     app.router.add_post("/login", auth.login)
     app.router.add_post("/logout", auth.logout, name="logout")
+    app.router.add_get("/lang/{code}", i18n.switch_language, name="language")
     app.router.add_static("/static/", STATIC_DIR, name="static")
     admin.setup_routes(app)

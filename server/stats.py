@@ -315,9 +315,15 @@ def _nice_max(value: float) -> float:
     return float(10 * magnitude)
 
 
+def _untranslated(message: str) -> str:
+    return message
+
+
 def wait_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], str],
-                   target_s: float = TARGET_WAIT_S, title: str = "Wait per district (minutes)") -> str:
-    """Grouped vertical bars: average and 90th-percentile wait per group, a dashed line at the target."""
+                   target_s: float = TARGET_WAIT_S, title: str = "Wait per district (minutes)",
+                   gettext: Callable[[str], str] = _untranslated) -> str:
+    """Grouped vertical bars: average and 90th-percentile wait per group, a dashed line at the target.
+    ``gettext`` translates the chart's own words (the staff catalog's)."""
     width, height = 640, 300
     left, right, top, bottom = 48, 16, 40, 64
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -337,26 +343,29 @@ def wait_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], s
                      'class="vw-chart-grid"/>')
         parts.append(_text(left - 6, y(v) + 4, _num(v), "vw-chart-axis", "end"))
     if not shown:
-        parts.append(_text(left + plot_w / 2, top + plot_h / 2, "no answered calls in this period",
+        parts.append(_text(left + plot_w / 2, top + plot_h / 2, gettext("no answered calls in this period"),
                            "vw-chart-empty", "middle"))
     slot = plot_w / max(1, len(shown))
     bar = min(36.0, slot / 3)
     for i, g in enumerate(shown):
         x0 = left + i * slot + slot / 2 - bar
-        bars = (((g.avg_wait_s or 0) / 60, "vw-bar-avg", "average"),
-                ((g.p90_wait_s or 0) / 60, "vw-bar-p90", "90th percentile"))
+        bars = (((g.avg_wait_s or 0) / 60, "vw-bar-avg", gettext("average")),
+                ((g.p90_wait_s or 0) / 60, "vw-bar-p90", gettext("90th percentile")))
+        tip = gettext("%(label)s: %(name)s %(minutes)s min")
         for j, (value, cls, name) in enumerate(bars):
             bx = x0 + j * bar
             parts.append(f'<rect x="{_num(bx)}" y="{_num(y(value))}" width="{_num(bar - 2)}" '
                          f'height="{_num(top + plot_h - y(value))}" class="{cls}">'
-                         f"<title>{escape(f'{label(g)}: {name} {_num(value)} min')}</title></rect>")
+                         f"<title>{escape(tip % {'label': label(g), 'name': name, 'minutes': _num(value)})}"
+                         "</title></rect>")
             parts.append(_text(bx + (bar - 2) / 2, y(value) - 4, _num(round(value, 1)), "vw-chart-value", "middle"))
         parts.append(_text(left + i * slot + slot / 2, top + plot_h + 18, label(g), "vw-chart-label", "middle"))
     ty = y(target_s / 60)
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(ty)}" y2="{_num(ty)}" class="vw-chart-target"/>')
-    parts.append(_text(width - right, ty - 6, f"target {_num(target_s / 60)} min", "vw-chart-target-label", "end"))
+    parts.append(_text(width - right, ty - 6, gettext("target %(minutes)s min") % {"minutes": _num(target_s / 60)},
+                       "vw-chart-target-label", "end"))
     lx = left
-    for cls, name in (("vw-bar-avg", "average / 平均"), ("vw-bar-p90", "90th percentile / 第90百分位")):
+    for cls, name in (("vw-bar-avg", gettext("average")), ("vw-bar-p90", gettext("90th percentile"))):
         parts.append(f'<rect x="{lx}" y="{height - 22}" width="12" height="12" class="{cls}"/>')
         parts.append(_text(lx + 18, height - 12, name, "vw-chart-legend"))
         lx += 220
@@ -365,7 +374,7 @@ def wait_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], s
 
 
 def calls_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], str],
-                    title: str = "Calls per service field") -> str:
+                    title: str = "Calls per service field", gettext: Callable[[str], str] = _untranslated) -> str:
     """Horizontal bars: answered and abandoned calls per group, stacked."""
     row_h, left, right, top = 30, 190, 60, 36
     width = 640
@@ -376,24 +385,25 @@ def calls_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], 
              f'role="img" aria-label={quoteattr(title)}>', f"<title>{escape(title)}</title>",
              _text(8, 20, title, "vw-chart-title")]
     if not groups:
-        parts.append(_text(width / 2, top + row_h / 2, "no calls in this period", "vw-chart-empty", "middle"))
+        parts.append(_text(width / 2, top + row_h / 2, gettext("no calls in this period"), "vw-chart-empty", "middle"))
     for i, g in enumerate(groups):
         yy = top + i * row_h
         parts.append(_text(left - 8, yy + row_h / 2 + 4, label(g), "vw-chart-label", "end"))
         x = float(left)
         other = g.calls - g.answered - g.abandoned
-        for value, cls, name in ((g.answered, "vw-bar-answered", "answered"),
-                                 (g.abandoned, "vw-bar-abandoned", "abandoned"),
-                                 (other, "vw-bar-other", "waiting")):
+        tip = gettext("%(label)s: %(count)s %(name)s")
+        for value, cls, name in ((g.answered, "vw-bar-answered", gettext("answered")),
+                                 (g.abandoned, "vw-bar-abandoned", gettext("abandoned")),
+                                 (other, "vw-bar-other", gettext("waiting"))):
             if value <= 0:
                 continue
             w = value / x_max * plot_w
             parts.append(f'<rect x="{_num(x)}" y="{yy + 5}" width="{_num(w)}" height="{row_h - 10}" class="{cls}">'
-                         f"<title>{escape(f'{label(g)}: {value} {name}')}</title></rect>")
+                         f"<title>{escape(tip % {'label': label(g), 'count': value, 'name': name})}</title></rect>")
             x += w
         parts.append(_text(x + 6, yy + row_h / 2 + 4, str(g.calls), "vw-chart-value"))
     lx = float(left)
-    for cls, name in (("vw-bar-answered", "answered / 接通"), ("vw-bar-abandoned", "abandoned / 放弃")):
+    for cls, name in (("vw-bar-answered", gettext("answered")), ("vw-bar-abandoned", gettext("abandoned"))):
         parts.append(f'<rect x="{_num(lx)}" y="{height - 22}" width="12" height="12" class="{cls}"/>')
         parts.append(_text(lx + 18, height - 12, name, "vw-chart-legend"))
         lx += 170

@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server import i18n
 from server.auth import current_user
 from server.keys import SETTINGS
 
@@ -15,7 +16,7 @@ PROTOCOL_DOC = "protocol.md"
 
 def _page_context(request: web.Request) -> dict[str, Any]:
     settings = request.app[SETTINGS]
-    return {"fields": settings.catalog.as_dicts(), "languages": settings.languages, "lang": "en", "dir": "ltr"}
+    return {"fields": settings.catalog.as_dicts(), "languages": settings.languages}
 
 
 @aiohttp_jinja2.template("index.html")
@@ -25,7 +26,10 @@ async def index(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("kiosk.html")
 async def kiosk(request: web.Request) -> dict[str, Any]:
-    return _page_context(request)
+    """The kiosk page in its default language, with every kiosk language's texts for the visitor to choose."""
+    languages = request.app[i18n.LANGUAGES].supported(i18n.KIOSK)
+    return {**_page_context(request), **i18n.page_context(request, i18n.KIOSK), "languages": languages,
+            "i18n_catalogs": i18n.js_catalog(request, i18n.KIOSK, languages)}
 
 
 @aiohttp_jinja2.template("clerk.html")

@@ -10,9 +10,13 @@
 (function () {
   'use strict';
 
+  const VW = window.VW;
+  // the page's language's texts of the staff catalog (client/locale/<lang>/LC_MESSAGES/staff.po)
+  const CATALOGS = VW.readData('vw-i18n');
+  const { t, N_ } = VW.translator(CATALOGS, () => Object.keys(CATALOGS)[0]);
   const STATE_NAMES = {
-    available: '空闲 available', away: '离开 away', ringing: '振铃 ringing', busy: '通话 busy',
-    wrap_up: '整理 wrap-up', queued: '排队 queued', connecting: '接通中 connecting', active: '通话中 active',
+    available: N_('available'), away: N_('away'), ringing: N_('ringing'), busy: N_('busy'),
+    wrap_up: N_('wrap-up'), queued: N_('queued'), connecting: N_('connecting'), active: N_('active'),
   };
 
   function duration(seconds) {
@@ -49,7 +53,7 @@
 
   function stateCell(state) {
     const td = el('td');
-    td.appendChild(el('span', STATE_NAMES[state] || state, `vwa-state vwa-state-${state}`));
+    td.appendChild(el('span', state in STATE_NAMES ? t(STATE_NAMES[state]) : state, `vwa-state vwa-state-${state}`));
     return td;
   }
 
@@ -71,7 +75,7 @@
     const clerks = document.getElementById('vwa-clerks');
     const calls = document.getElementById('vwa-calls');
     if (queues) {
-      fill(queues, data.queues || [], 5, '无人排队 Nobody is waiting.', (q) => {
+      fill(queues, data.queues || [], 5, t('Nobody is waiting.'), (q) => {
         const tr = el('tr', null, q.over_target ? 'vwa-row-bad' : '');
         tr.append(el('td', q.field_name), el('td', q.district_name), num(q.waiting), num(q.ringing),
           num(duration(q.longest_wait_s)));
@@ -79,7 +83,7 @@
       });
     }
     if (clerks) {
-      fill(clerks, data.clerks || [], 5, '没有坐席在线 No clerk is online.', (c) => {
+      fill(clerks, data.clerks || [], 5, t('No clerk is online.'), (c) => {
         const tr = el('tr');
         tr.append(el('td', c.name), el('td', c.center), el('td', (c.field_names || []).join(', ')),
           stateCell(c.status), callLink(c.call_id));
@@ -87,7 +91,7 @@
       });
     }
     if (calls) {
-      fill(calls, data.calls || [], 7, '当前没有通话 No call in progress.', (c) => {
+      fill(calls, data.calls || [], 7, t('No call in progress.'), (c) => {
         const tr = el('tr');
         tr.append(callLink(c.call_id), el('td', c.field_name), el('td', c.region_name), el('td', c.kiosk),
           el('td', c.clerk || '–'), stateCell(c.state), num(duration(c.since_s)));
@@ -126,15 +130,15 @@
         const resp = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin',
           cache: 'no-store' });
         if (resp.status === 401 || resp.status === 403) {
-          setStatus('登录已过期，请刷新 Logged out: reload the page to log in again —', false);
+          setStatus(t('Logged out: reload the page to log in again —'), false);
           window.clearInterval(timer);
           return;
         }
         if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
         render(root, await resp.json());
-        setStatus('更新于 updated', true);
+        setStatus(t('updated'), true);
       } catch (err) {
-        setStatus('连接中断，重试中 Connection lost, retrying; last update', false);
+        setStatus(t('Connection lost, retrying; last update'), false);
       } finally {
         busy = false;
       }

@@ -16,14 +16,25 @@
   const CREDIT_CODE_LENGTH = 18; // GB 32100-2015
   const OUTCOMES = ['completed', 'referred', 'yet_to_do'];
   const FOLLOWUP_KINDS = ['simple', 'general', 'complex'];
+  const N_ = (msgid) => msgid; // marks a catalog text (staff.po) that is translated where it is shown
+  const OUTCOME_TEXTS = {
+    completed: N_('Completed'),
+    referred: N_('Referred'),
+    yet_to_do: N_('Yet to do'),
+  };
+  const FOLLOWUP_TEXTS = {
+    simple: N_('Simple: the same working day'),
+    general: N_('General: within 3 working days'),
+    complex: N_('Complex: within 7 working days'),
+  };
   // the server names the matter's field in its refusal; the label shown before its message
-  const ERROR_FIELD_KEYS = {
-    matter_type: 'matterTypeShort',
-    credit_code: 'creditCodeShort',
-    entity_name: 'entityNameShort',
-    notes: 'notesShort',
-    followup: 'followup',
-    outcome: 'outcome',
+  const ERROR_FIELD_TEXTS = {
+    matter_type: N_('Matter type'),
+    credit_code: N_('Credit code'),
+    entity_name: N_('Entity name'),
+    notes: N_('Notes'),
+    followup: N_('Follow-up class'),
+    outcome: N_('Outcome'),
   };
 
   let matterSeq = 0;
@@ -98,7 +109,7 @@
       const t = this.t;
       const id = (name) => `matter-${m.uid}-${name}`;
       const typeSelect = make('select', { id: id('type'), required: true, dataset: { name: 'matter_type', testid: 'wrapup-matter-type' } }, [
-        make('option', { value: '', text: t('chooseMatterType') }),
+        make('option', { value: '', text: t('Choose…') }),
         ...this.matterTypes(w.field).map((mt) => make('option', { value: mt.id, text: VW.pickName(mt.names, this.lang, mt.id) })),
       ]);
       typeSelect.value = m.matter_type;
@@ -123,13 +134,13 @@
         OUTCOMES.map((o) => {
           const radio = make('input', { type: 'radio', name: id('outcome'), value: o, dataset: { name: 'outcome', testid: 'wrapup-outcome-' + o } });
           radio.checked = m.outcome === o;
-          return make('label', { class: 'vw-radio' }, [radio, make('span', { text: t('outcome_' + o) })]);
+          return make('label', { class: 'vw-radio' }, [radio, make('span', { text: t(OUTCOME_TEXTS[o]) })]);
         }),
       );
       const followup = make(
         'select',
         { id: id('followup'), dataset: { name: 'followup', testid: 'wrapup-followup' } },
-        FOLLOWUP_KINDS.map((k) => make('option', { value: k, text: t('followup_' + k) })),
+        FOLLOWUP_KINDS.map((k) => make('option', { value: k, text: t(FOLLOWUP_TEXTS[k]) })),
       );
       followup.value = m.followup;
       const notes = make('textarea', { id: id('notes'), rows: '2', maxlength: '2000', dataset: { name: 'notes', testid: 'wrapup-notes' } });
@@ -137,27 +148,27 @@
       const remove = make('button', {
         type: 'button',
         class: 'vw-btn-link vw-matter-remove',
-        text: t('removeMatter'),
+        text: t('Remove'),
         dataset: { removeMatter: String(m.uid), testid: 'wrapup-remove-matter' },
       });
 
       return make('li', { class: 'vw-matter', dataset: { uid: String(m.uid), index: String(index), testid: 'wrapup-matter' } }, [
-        make('div', { class: 'vw-matter-head' }, [make('h3', { class: 'vw-matter-title', text: t('matterN', { n: index + 1 }) }), remove]),
+        make('div', { class: 'vw-matter-head' }, [make('h3', { class: 'vw-matter-title', text: t('Matter {n}', { n: index + 1 }) }), remove]),
         make('div', { class: 'vw-matter-grid' }, [
-          make('label', { for: id('type'), text: t('matterType') }),
+          make('label', { for: id('type'), text: t('Matter type') }),
           typeSelect,
-          make('label', { for: id('code'), text: t('creditCode') }),
+          make('label', { for: id('code'), text: t('Unified social credit code (optional)') }),
           make('div', { class: 'vw-code-box' }, [
             code,
             make('span', { id: id('code-count'), class: 'vw-code-count', dataset: { testid: 'wrapup-credit-code-count' } }),
           ]),
-          make('label', { for: id('entity'), text: t('entityName') }),
+          make('label', { for: id('entity'), text: t('Entity name (optional)') }),
           entity,
-          make('span', { id: id('outcome-label'), class: 'vw-grid-label', text: t('outcome') }),
+          make('span', { id: id('outcome-label'), class: 'vw-grid-label', text: t('Outcome') }),
           outcomes,
-          make('label', { for: id('followup'), class: 'vw-followup-label', text: t('followup') }),
+          make('label', { for: id('followup'), class: 'vw-followup-label', text: t('Follow-up class') }),
           make('div', { class: 'vw-followup-box' }, [followup]),
-          make('label', { for: id('notes'), text: t('notes') }),
+          make('label', { for: id('notes'), text: t('Notes (optional)') }),
           notes,
         ]),
         make('div', { class: 'vw-matter-error-slot' }),
@@ -203,9 +214,9 @@
       el.form.setAttribute('aria-busy', String(w.sending));
       setText(el.call, info.callText);
       el.late.hidden = !w.late;
-      setText(el.late, w.late ? t('wrapupLate') : '');
+      setText(el.late, w.late ? t('The wrap-up time is over and you are available again. You can still save this wrap-up.') : '');
       el.pending.hidden = !(info.more > 0);
-      setText(el.pending, info.more > 0 ? t('wrapupPending', { n: info.more }) : '');
+      setText(el.pending, info.more > 0 ? t('Calls waiting for their wrap-up after this one: {n}', { n: info.more }) : '');
       this.renderClock(info.left);
 
       const rows = el.matters.children;
@@ -213,7 +224,7 @@
         const row = rows[i];
         if (!row) return;
         row.dataset.index = String(i);
-        setText(row.querySelector('.vw-matter-title'), t('matterN', { n: i + 1 }));
+        setText(row.querySelector('.vw-matter-title'), t('Matter {n}', { n: i + 1 }));
         row.querySelector('[data-remove-matter]').hidden = w.matters.length < 2;
         row.querySelector('.vw-followup-label').hidden = m.outcome !== 'yet_to_do';
         row.querySelector('.vw-followup-box').hidden = m.outcome !== 'yet_to_do';
@@ -232,13 +243,13 @@
       this._showError(el.formError, w.error && w.error.index === null ? w.error : null, null);
       el.addMatter.disabled = w.sending || w.matters.length >= MAX_MATTERS;
       el.submit.disabled = w.sending;
-      setText(el.submitLabel, w.sending ? t('saving') : t('wrapupSubmit'));
+      setText(el.submitLabel, w.sending ? t('Saving…') : t('Save wrap-up'));
     }
 
     /** The countdown: `left` seconds of wrap-up time, or null when it is not counting. */
     renderClock(left) {
       const counting = typeof left === 'number';
-      setText(this.el.clockLabel, counting ? this.t('wrapupTimeLeft') : '');
+      setText(this.el.clockLabel, counting ? this.t('Time left') : '');
       setText(this.el.countdown, counting ? VW.formatDuration(left) : '');
       this.el.countdown.dataset.seconds = counting ? String(left) : '';
     }
@@ -313,7 +324,7 @@
     check(w) {
       const missing = w.matters.findIndex((m) => !m.matter_type);
       if (missing < 0) return null;
-      return { index: missing, field: 'matter_type', code: 'required', text: this.t('errChooseMatterType') };
+      return { index: missing, field: 'matter_type', code: 'required', text: this.t('Choose the matter type.') };
     }
 
     /** The `wrap_up` payload; empty optional fields are left out. */
@@ -346,11 +357,11 @@
       if (m && Number(m[1]) < w.matters.length) {
         const field = m[2] || '';
         const detail = m[3] !== undefined ? m[3] : message;
-        const label = ERROR_FIELD_KEYS[field] ? t(ERROR_FIELD_KEYS[field]) : '';
+        const label = ERROR_FIELD_TEXTS[field] ? t(ERROR_FIELD_TEXTS[field]) : '';
         const separator = this.lang === 'zh' ? '：' : ': ';
         return { index: Number(m[1]), field, code: error.code, text: label ? label + separator + detail : detail };
       }
-      return { index: null, field: '', code: error.code, text: t('refused', { message }) };
+      return { index: null, field: '', code: error.code, text: t('The server refused: {message}', { message }) };
     }
   }
 

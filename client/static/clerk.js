@@ -30,7 +30,6 @@
   const LOG_LENGTH = 20;
   const KEEP_ENDED = 10; // calls remembered after they end, for a call_ended that comes after a local hang-up
 
-  const STRINGS = VW.CLERK_STRINGS;
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -104,6 +103,55 @@
   };
 
   const lang = (el.html.getAttribute('lang') || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+
+  // catalog texts (client/locale/<lang>/LC_MESSAGES/staff.po) in the console's language, rendered into the page
+  const { t, tp, N_ } = VW.translator(VW.readData('vw-i18n'), () => lang);
+  // texts chosen by a code (a media note, an ending, a follow-up kind) and looked up when shown
+  const TEXTS = {
+    mediaInsecure: N_('The camera needs a secure page (https or localhost): receive only.'),
+    mediaDenied: N_('Camera and microphone were not allowed: receive only.'),
+    noCamera: N_('No camera: the visitor can hear you but not see you.'),
+    noMedia: N_('No camera or microphone: receive only, the visitor can neither see nor hear you.'),
+    connectingMedia: N_('Connecting the video…'),
+    mediaProblem: N_('The video connection is unstable…'),
+    notSetUpTitle: N_('This console is not set up yet'),
+    notSetUpText: N_('Open it once as /clerk#token=… with your clerk token (from “vwindow clerk add”; “vwindow serve --demo” prints demo links), or log in.'),
+    signedOutTitle: N_('Signed out'),
+    signedOutText: N_('The token was removed from this browser. Open /clerk#token=… to sign in again.'),
+    unauthorizedTitle: N_('Your clerk token was not accepted'),
+    unauthorizedText: N_('It may have been revoked. Ask an administrator for a new one and open /clerk#token=… again.'),
+    sessionExpiredTitle: N_('Your login session has ended'),
+    sessionExpiredText: N_('Log in again to take calls.'),
+    replacedTitle: N_('This console was opened in another window'),
+    replacedText: N_('A clerk can be connected from one window at a time. Press “Reconnect” to use this one.'),
+    end_hangup_clerk: N_('you hung up'),
+    end_hangup_visitor: N_('the visitor hung up'),
+    end_hangup_system: N_('ended'),
+    end_visitor_disconnected: N_("the visitor's connection was lost"),
+    end_clerk_disconnected: N_('your connection was lost'),
+    end_cancelled: N_('cancelled'),
+    end_transferred: N_('transferred'),
+    ringEnded_timeout: N_('The call was not answered in time and went to another clerk.'),
+    ringEnded_declined: N_('Call declined; it goes to the next clerk.'),
+    ringEnded_cancelled: N_('The visitor cancelled the call.'),
+    ringEnded_visitor_disconnected: N_('The visitor left before the call was answered.'),
+    kind_simple: N_('simple'),
+    kind_general: N_('general'),
+    kind_complex: N_('complex'),
+  };
+  const STATUS_NAMES = {
+    away: () => tp('status', 'Away'),
+    available: () => tp('status', 'Available'),
+    ringing: () => tp('status', 'Ringing'),
+    busy: () => tp('status', 'In a call'),
+    offline: () => tp('status', 'Offline'),
+    wrap_up: () => tp('status', 'Wrap-up'),
+  };
+
+  /** The text of a code in TEXTS, or undefined. */
+  function text(code, params) {
+    return code in TEXTS ? t(TEXTS[code], params) : undefined;
+  }
   const baseTitle = document.title;
   const initial = VW.readData();
 
@@ -127,14 +175,6 @@
     transferOpen: false,
   };
 
-  function t(key, params) {
-    let value = STRINGS[lang][key];
-    if (value === undefined) value = STRINGS.en[key];
-    if (value === undefined) return key;
-    if (params) value = value.replace(/\{(\w+)\}/g, (all, name) => (name in params ? String(params[name]) : all));
-    return value;
-  }
-
   function fieldName(id) {
     const f = state.fields.find((x) => x && x.id === id);
     return f ? VW.pickName(f.names, lang, f.id) : id || '';
@@ -143,8 +183,7 @@
   const LIST_SEPARATOR = lang === 'zh' ? '、' : ', ';
 
   function languageName(code) {
-    const key = 'lang_' + code;
-    return STRINGS[lang][key] || STRINGS.en[key] || code || '';
+    return (initial.language_names || {})[code] || code || '';
   }
 
   function phase() {
@@ -238,8 +277,6 @@
     VW.setText(el.state, p);
     document.body.dataset.state = p;
 
-    for (const node of document.querySelectorAll('[data-i18n]')) VW.setText(node, t(node.dataset.i18n));
-
     // header
     const clerk = state.clerk;
     VW.setText(el.clerkName, clerk ? clerk.name || clerk.id || '' : '');
@@ -247,7 +284,7 @@
     const online = state.conn === 'online' && !!state.socket && state.socket.connected;
     const status = online ? state.status || 'away' : 'offline';
     el.status.dataset.status = status;
-    VW.setText(el.status, t('status_' + status));
+    VW.setText(el.status, STATUS_NAMES[status] ? STATUS_NAMES[status]() : status);
     el.setAvailable.disabled = !online || status !== 'away';
     el.setAway.disabled = !online || status === 'away' || status === 'busy';
     el.setAvailable.setAttribute('aria-pressed', String(status === 'available'));
@@ -269,8 +306,8 @@
     }[state.conn];
     el.setupPanel.hidden = !setupKeys || !!state.call;
     if (setupKeys) {
-      VW.setText(el.setupTitle, t(setupKeys[0]));
-      VW.setText(el.setupText, t(setupKeys[1]));
+      VW.setText(el.setupTitle, text(setupKeys[0]));
+      VW.setText(el.setupText, text(setupKeys[1]));
     }
     el.reconnect.hidden = state.conn !== 'replaced';
     // no token and no login session: logging in is the other way in
@@ -278,7 +315,7 @@
 
     // idle panel
     el.idlePanel.hidden = !(p === 'idle' || (p === 'connecting' && state.clerk));
-    VW.setText(el.idleText, !online ? t('idleConnecting') : status === 'available' ? t('idleAvailable') : t('idleAway'));
+    VW.setText(el.idleText, !online ? t('Connecting…') : status === 'available' ? t('You are available. Waiting for a call…') : t('You are away. Press “Set available” to receive calls.'));
     if (clerk) {
       VW.setText(el.clerkFields, (clerk.fields || []).map(fieldName).join(LIST_SEPARATOR));
       VW.setText(el.clerkLanguages, (clerk.languages || []).map(languageName).join(LIST_SEPARATOR));
@@ -290,7 +327,7 @@
     renderWrapup();
     renderWrapupDone();
     renderLog();
-    document.title = state.ring ? `☎ ${t('incomingCall')} · ${baseTitle}` : baseTitle;
+    document.title = state.ring ? `☎ ${t('Incoming call')} · ${baseTitle}` : baseTitle;
   }
 
   function renderRing() {
@@ -312,7 +349,7 @@
     if (!ring) return;
     const now = performance.now();
     const leftMs = Math.max(0, ring.deadline - now);
-    VW.setText(el.ringCountdown, t('seconds', { n: Math.ceil(leftMs / 1000) }));
+    VW.setText(el.ringCountdown, t('{n} s', { n: Math.ceil(leftMs / 1000) }));
     el.ringCountdown.dataset.seconds = String(Math.ceil(leftMs / 1000));
     const total = Math.max(1, ring.timeoutMs);
     el.ringCountdownBar.style.setProperty('width', `${Math.round((100 * leftMs) / total)}%`);
@@ -329,12 +366,14 @@
     VW.setText(el.peerLanguage, languageName(peer.language));
     VW.setText(el.callField, fieldName(call.field));
     el.callNote.hidden = !call.iceNote;
-    VW.setText(el.callNote, call.iceNote ? t(call.iceNote) : '');
+    VW.setText(el.callNote, call.iceNote ? text(call.iceNote) : '');
     el.mediaNote.hidden = !call.mediaNote;
-    VW.setText(el.mediaNote, call.mediaNote ? t(call.mediaNote) : '');
+    VW.setText(el.mediaNote, call.mediaNote ? text(call.mediaNote) : '');
     el.recIndicator.hidden = !call.recording;
     el.recIndicator.classList.toggle('vw-rec-failed', call.recording === 'failed');
-    VW.setText(el.recText, call.recording === 'failed' ? t('recordingFailed') : t('recordingOn'));
+    VW.setText(el.recText, call.recording === 'failed'
+      ? t('Not recorded: the recorder could not be reached')
+      : t('Recorded call: your camera and microphone go to the recorder too'));
 
     const stream = call.stream;
     const hasMic = !!stream && stream.getAudioTracks().length > 0;
@@ -343,8 +382,8 @@
     el.muteCamera.disabled = !hasCamera;
     el.muteMic.setAttribute('aria-pressed', String(call.micMuted));
     el.muteCamera.setAttribute('aria-pressed', String(call.cameraMuted));
-    VW.setText(el.muteMic, call.micMuted ? t('unmuteMic') : t('muteMic'));
-    VW.setText(el.muteCamera, call.cameraMuted ? t('unmuteCamera') : t('muteCamera'));
+    VW.setText(el.muteMic, call.micMuted ? t('Unmute microphone') : t('Mute microphone'));
+    VW.setText(el.muteCamera, call.cameraMuted ? t('Turn camera on') : t('Turn camera off'));
     renderTransfer(call);
     renderCallClock();
   }
@@ -354,8 +393,8 @@
     el.transfer.disabled = !!call.transferring || !state.socket || !state.socket.connected;
     el.transfer.setAttribute('aria-expanded', String(open));
     VW.setText(el.transfer.querySelector('[data-i18n]'), call.transferring
-      ? t('transferring', { field: fieldName(call.transferring) })
-      : t('transfer'));
+      ? t('Transferring to {field}…', { field: fieldName(call.transferring) })
+      : t('Transfer to another department'));
     el.transferMenu.hidden = !open;
     const others = state.fields.filter((f) => f && typeof f.id === 'string' && f.id !== call.field);
     const ids = others.map((f) => f.id).join(' ');
@@ -408,7 +447,7 @@
     wrapupForm.render(w, {
       visible: !['setup', 'signedout', 'unauthorized', 'replaced'].includes(state.conn),
       callText: w
-        ? t('wrapupCall', {
+        ? t('{kiosk} · {field} · {duration} · {how}', {
           kiosk: (w.peer && w.peer.name) || '',
           field: fieldName(w.field),
           duration: VW.formatDuration(w.duration),
@@ -444,13 +483,13 @@
     const done = state.wrapupDone;
     el.wrapupDone.hidden = !done || phase() !== 'idle';
     if (!done) return;
-    VW.setText(el.wrapupDoneText, done.already ? t('wrapupAlready') : t('wrapupDoneText', { n: done.matters, field: fieldName(done.field) }));
+    VW.setText(el.wrapupDoneText, done.already ? t('This call had been wrapped up already.') : t('Matters logged for {field}: {n}.', { n: done.matters, field: fieldName(done.field) }));
     const lines = done.followups.length
       ? done.followups.map((f) => ({
-        text: t('followupDue', { id: f.id, kind: t('kind_' + f.kind), date: dateText(f.due_date) }),
+        text: t('Follow-up #{id} ({kind}): due {date}', { id: f.id, kind: text('kind_' + f.kind) || f.kind, date: dateText(f.due_date) }),
         due: f.due_date,
       }))
-      : done.already ? [] : [{ text: t('noFollowups'), due: '' }];
+      : done.already ? [] : [{ text: t('No follow-up was opened.'), due: '' }];
     const key = lines.map((l) => l.text).join('\n');
     if (el.wrapupDoneFollowups.dataset.key !== key) {
       el.wrapupDoneFollowups.dataset.key = key;
@@ -468,7 +507,7 @@
   function renderLog() {
     // the latest call in [data-testid=call-summary], the ones before in the list below it
     const latest = state.log[0];
-    VW.setText(el.callSummary, latest || t('noHistory'));
+    VW.setText(el.callSummary, latest || t('No calls yet.'));
     el.callSummary.classList.toggle('vw-summary-empty', !latest);
     const older = state.log.slice(1);
     const shown = Array.from(el.callLog.children, (li) => li.textContent);
@@ -506,7 +545,7 @@
       if (state.notice && state.notice.kind === 'warn' && status === 'available') setNotice(null);
       render();
     } else {
-      setNotice(t('refused', { message: answer.error.message || answer.error.code }), 'error');
+      setNotice(t('The server refused: {message}', { message: answer.error.message || answer.error.code }), 'error');
     }
   }
 
@@ -520,7 +559,7 @@
     // `matched` usually comes before this answer and has already set up the call
     if (!answer.ok) {
       if (state.ring === ring) state.ring = null;
-      setNotice(t('refused', { message: answer.error.message || answer.error.code }), 'error');
+      setNotice(t('The server refused: {message}', { message: answer.error.message || answer.error.code }), 'error');
     }
   }
 
@@ -532,7 +571,7 @@
     render();
     const answer = await send('decline', { call_id: ring.call_id });
     if (state.ring === ring) state.ring = null;
-    if (!answer.ok) setNotice(t('refused', { message: answer.error.message || answer.error.code }), 'error');
+    if (!answer.ok) setNotice(t('The server refused: {message}', { message: answer.error.message || answer.error.code }), 'error');
     else render();
   }
 
@@ -659,14 +698,14 @@
     if (!answer.ok) {
       call.transferring = null;
       if (state.call === call) render();
-      const text = answer.error.code === 'field_not_served' ? t('transferNotServed', { field: fieldName(fieldId) })
-        : t('refused', { message: answer.error.message || answer.error.code });
+      const text = answer.error.code === 'field_not_served' ? t('No clerk serves {field} for this visitor’s region: the visitor stays with you.', { field: fieldName(fieldId) })
+        : t('The server refused: {message}', { message: answer.error.message || answer.error.code });
       setNotice(text, 'error');
       return;
     }
     // call_ended (transferred, wrap_up) has usually come already; if not, end the call on this side now
     if (!call.over) finishCall(call, 'transferred', 'clerk');
-    setNotice(t('transferDone', { field: fieldName(fieldId) }), 'info');
+    setNotice(t('The visitor is being put through to {field}. Please wrap up your part.', { field: fieldName(fieldId) }), 'info');
   }
 
   // ------------------------------------------------------------------ the call
@@ -794,9 +833,9 @@
   }
 
   function endText(reason, by, call) {
-    if (reason === 'transferred' && call && call.transferring) return t('end_transferred_to', { field: fieldName(call.transferring) });
+    if (reason === 'transferred' && call && call.transferring) return t('transferred to {field}', { field: fieldName(call.transferring) });
     for (const key of [`end_${reason}_${by}`, `end_${reason}`]) {
-      if (STRINGS.en[key] !== undefined) return t(key);
+      if (key in TEXTS) return text(key);
     }
     return [reason, by].filter(Boolean).join(', ');
   }
@@ -823,7 +862,7 @@
       const how = call.how;
       const time = new Date().toLocaleTimeString(lang === 'zh' ? 'zh-CN' : undefined, { hour: '2-digit', minute: '2-digit' });
       state.log.unshift(
-        t('summary', {
+        t('{time} · {kiosk} · {field} · {duration} · {how}', {
           time,
           kiosk: (call.peer && call.peer.name) || '',
           field: fieldName(call.field),
@@ -855,7 +894,7 @@
     if (state.call) {
       // a new connection: the server put the visitor back in the queue (protocol, "Dropped connections")
       finishCall(state.call, 'clerk_disconnected', 'system');
-      setNotice(t('callLost'), 'warn');
+      setNotice(t('Your connection dropped during the call; the visitor was put back at the front of the queue.'), 'warn');
       return;
     }
     if (Array.isArray(msg.pending_wrapups)) {
@@ -870,7 +909,7 @@
     }
     if (state.status === 'wrap_up' && !state.wrapups.length) {
       // wrapping up a call this page no longer knows (it was reloaded)
-      setNotice(t('wrapupUnknown'), 'warn');
+      setNotice(t('You are in wrap-up for a call this page no longer shows (it was reloaded). Calls will be offered again when the wrap-up time runs out; the call is listed under “My sessions”.'), 'warn');
       return;
     }
     render();
@@ -885,7 +924,7 @@
     }
     if (msg.reason === 'ring_timeout') {
       stopRing();
-      setNotice(t('ringTimeout'), 'warn');
+      setNotice(t('You missed a call and were set to away.'), 'warn');
       return;
     }
     render();
@@ -910,9 +949,8 @@
   function onRingEnded(msg) {
     if (!msg || !state.ring || state.ring.call_id !== msg.call_id) return;
     stopRing();
-    const key = 'ringEnded_' + msg.reason;
-    const text = STRINGS.en[key] ? t(key) : t('ringEnded_other', { reason: msg.reason });
-    setNotice(text, msg.reason === 'timeout' ? 'warn' : 'info');
+    const notice = text('ringEnded_' + msg.reason) || t('The call offer was withdrawn ({reason}).', { reason: msg.reason });
+    setNotice(notice, msg.reason === 'timeout' ? 'warn' : 'info');
   }
 
   function onCallEnded(msg) {
@@ -1085,7 +1123,7 @@
     el.wrapupForm.addEventListener('change', onWrapupInput);
     if (el.logoutForm) {
       el.logoutForm.addEventListener('submit', (ev) => {
-        if (state.call && !window.confirm(t('logOutInCall'))) {
+        if (state.call && !window.confirm(t('You are in a call. Logging out ends it for you and sends the visitor back to the queue. Log out?'))) {
           ev.preventDefault();
           return;
         }

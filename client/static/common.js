@@ -7,17 +7,67 @@
 
   const VW = (window.VW = window.VW || {});
 
-  /** The JSON the server rendered into <script id="vw-data" type="application/json">. */
-  VW.readData = function readData() {
-    const el = document.getElementById('vw-data');
+  /** The JSON the server rendered into <script id="vw-data" type="application/json"> (or another id). */
+  VW.readData = function readData(id) {
+    const el = document.getElementById(id || 'vw-data');
     if (!el) return {};
     try {
       const data = JSON.parse(el.textContent || '{}');
       return data && typeof data === 'object' ? data : {};
     } catch (err) {
-      console.error('vw: cannot parse #vw-data', err);
+      console.error(`vw: cannot parse #${id || 'vw-data'}`, err);
       return {};
     }
+  };
+
+  /**
+   * Texts from the gettext catalogs (client/locale/<lang>/LC_MESSAGES/<domain>.po), which the server
+   * renders into the page as JSON: {lang: {name, dir, messages}}. A message is keyed by its msgid (the
+   * English source text; "context\u0004msgid" with a context) and is a text, or its plural forms keyed by
+   * Intl.PluralRules category. A text without a translation shows its msgid. `{name}` placeholders are
+   * filled from `params`. `currentLang()` names the language when a call gives none.
+   *
+   * The functions are found by `pybabel extract` (keywords t, tn:1,2, tp:1c,2 and N_ in babel-*.cfg),
+   * so their first arguments must be string literals; N_ marks a text that is translated later.
+   */
+  VW.translator = function translator(catalogs, currentLang) {
+    function format(text, params) {
+      if (!params) return text;
+      return text.replace(/\{(\w+)\}/g, (all, name) => (name in params ? String(params[name]) : all));
+    }
+    function lookup(key, lang) {
+      const catalog = catalogs[lang || currentLang()];
+      const messages = catalog && catalog.messages;
+      return messages && Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : undefined;
+    }
+    /** gettext */
+    function t(msgid, params, lang) {
+      if (typeof msgid !== 'string') return '';
+      const value = lookup(msgid, lang);
+      return format(typeof value === 'string' ? value : msgid, params);
+    }
+    /** pgettext: the same English text with another meaning (and translation) */
+    function tp(context, msgid, params, lang) {
+      const value = lookup(`${context}\u0004${msgid}`, lang);
+      return format(typeof value === 'string' ? value : msgid, params);
+    }
+    /** ngettext: the form for the count `n` (also the placeholder {n}) */
+    function tn(singular, plural, n, params, lang) {
+      const language = lang || currentLang();
+      const value = lookup(singular, language);
+      let text = n === 1 ? singular : plural;
+      if (value && typeof value === 'object') {
+        let category = 'other';
+        try {
+          category = new Intl.PluralRules(language).select(n);
+        } catch (err) {
+          /* an unknown language: "other" */
+        }
+        text = value[category] || value.other || text;
+      }
+      return format(text, Object.assign({ n }, params));
+    }
+    return { t, tp, tn, N_: (msgid) => msgid };
   };
 
   function storageGet(key) {

@@ -2,7 +2,7 @@
  * Virtual Windows kiosk: the visitor's touch screen.
  *
  * Speaks docs/protocol.md on the Socket.IO namespace /kiosk. The kiosk is the
- * offerer of each call. Texts live in kiosk-i18n.js (zh, en, ar).
+ * offerer of each call. Texts come from the kiosk catalogs (client/locale, zh, en, ar).
  *
  * Phases (shown in [data-testid=state] and <body data-state>):
  *   setup, unauthorized, replaced, connecting      no usable connection
@@ -22,8 +22,9 @@
   'use strict';
 
   const VW = window.VW;
-  const STRINGS = VW.KIOSK_STRINGS;
-  const LANGUAGE_NAMES = VW.KIOSK_LANGUAGE_NAMES;
+  // every language's catalog (client/locale/<lang>/LC_MESSAGES/kiosk.po), rendered into the page by the server
+  const CATALOGS = VW.readData('vw-i18n');
+  const { t, tn, N_ } = VW.translator(CATALOGS, () => state.lang);
 
   const TOKEN_KEY = 'vw.kioskToken';
   const IDLE_TIMEOUT_MS = 60 * 1000; // error-like screens go back to the start after this long untouched
@@ -47,6 +48,31 @@
   const CALLBACK_CODES = new Set(['field_not_served', 'outside_service_hours']);
   const PHONE_RE = /^\+?[0-9][0-9 -]{4,19}$/; // the server's pattern (docs/protocol.md, request_callback)
   const RATE_REASONS = ['waited_too_long', 'problem_not_solved', 'hard_to_hear_or_see', 'clerk_helpful'];
+  // texts chosen by a code (an error, a note) and looked up when shown
+  const TEXTS = {
+    errFieldNotServed: N_('Sorry, this service is not offered at this window.'),
+    errOutsideHours: N_('The service is closed at the moment.'),
+    errAlreadyInCall: N_('A call is already in progress at this window. Please try again in a moment.'),
+    errTimeout: N_('The service is not answering. Please try again.'),
+    errOffline: N_('This window is offline at the moment. Please try again shortly.'),
+    errConnectionLost: N_('The connection was interrupted. Please choose the service again.'),
+    errGeneric: N_('Sorry, something went wrong. Please try again.'),
+    errPhone: N_('Please enter a phone number of 5 to 20 digits (it may start with +).'),
+    errDescription: N_('The description is too long (500 characters at most).'),
+    errCallback: N_('Sorry, your request could not be sent. Please try again.'),
+    cameraDenied: N_('The camera or microphone was not allowed. A video call needs both. Please ask the staff for help.'),
+    cameraMissing: N_('No camera or microphone was found on this window. Please ask the staff for help.'),
+    cameraFailed: N_('The camera could not be started. Please try again.'),
+    transferred: N_('You are being put through to {field}. Please wait a moment.'),
+    resumed: N_('Welcome back: you kept your place in line.'),
+    clerkDisconnected: N_("The clerk's connection was lost. You are back at the front of the line; please wait."),
+    connectingMedia: N_('Connecting the video…'),
+    mediaProblem: N_('The video connection is unstable…'),
+    reason_waited_too_long: N_('I waited too long'),
+    reason_problem_not_solved: N_('My problem was not solved'),
+    reason_hard_to_hear_or_see: N_('Hard to hear or see'),
+    reason_clerk_helpful: N_('The clerk was helpful'),
+  };
 
   const ICONS = {
     shop: [
@@ -153,30 +179,13 @@
   // ------------------------------------------------------------------ text
 
   function cleanLanguages(list) {
-    const known = Array.isArray(list) ? list.filter((l) => typeof l === 'string' && STRINGS[l]) : [];
+    const known = Array.isArray(list) ? list.filter((l) => typeof l === 'string' && CATALOGS[l]) : [];
     return known.length ? known : ['zh', 'en', 'ar'];
   }
 
-  /** The text for `key` in `lang` (default: the visitor's), with {n}/{m} filled in. */
-  function t(key, params, lang) {
-    const language = lang || state.lang;
-    let value = (STRINGS[language] || {})[key];
-    if (value === undefined) value = STRINGS.en[key];
-    if (value === undefined) return key;
-    if (typeof value === 'object') {
-      const count = params && typeof params.n === 'number' ? params.n : params && params.m;
-      let category = 'other';
-      try {
-        category = new Intl.PluralRules(language).select(count);
-      } catch (err) {
-        /* old browser: use "other" */
-      }
-      value = value[category] || value.other;
-    }
-    if (params) {
-      value = value.replace(/\{(\w+)\}/g, (all, name) => (name in params ? String(params[name]) : all));
-    }
-    return value;
+  /** The text of a code in TEXTS (translated when shown: the visitor may change the language meanwhile). */
+  function text(code, params, lang) {
+    return t(TEXTS[code], params, lang);
   }
 
   function fieldById(id) {
@@ -242,10 +251,10 @@
       button.type = 'button';
       button.className = 'vw-lang';
       button.lang = lang;
-      button.dir = VW.RTL_LANGUAGES.includes(lang) ? 'rtl' : 'ltr';
+      button.dir = CATALOGS[lang].dir;
       button.dataset.lang = lang;
       button.dataset.testid = 'lang-' + lang;
-      button.textContent = LANGUAGE_NAMES[lang] || lang;
+      button.textContent = CATALOGS[lang].name || lang;
       el.languages.appendChild(button);
     }
   }
@@ -253,17 +262,17 @@
   /** Texts shown in every language at once (before anyone picked one). */
   function renderMultilang() {
     for (const box of document.querySelectorAll('[data-multilang]')) {
-      const keys = box.dataset.multilang.split(/\s+/).filter(Boolean);
+      const msgids = JSON.parse(box.dataset.multilang || '[]');
       box.replaceChildren();
       for (const lang of state.languages) {
         const block = document.createElement('div');
         block.className = 'vw-multilang-block';
         block.lang = lang;
-        block.dir = VW.RTL_LANGUAGES.includes(lang) ? 'rtl' : 'ltr';
-        keys.forEach((key, i) => {
+        block.dir = CATALOGS[lang].dir;
+        msgids.forEach((msgid, i) => {
           const p = document.createElement('p');
           p.className = i === 0 ? 'vw-big-text' : 'vw-sub-text';
-          p.textContent = t(key, null, lang);
+          p.textContent = t(msgid, null, lang);
           block.appendChild(p);
         });
         box.appendChild(block);
@@ -282,7 +291,7 @@
   function render() {
     const lang = state.lang;
     el.html.lang = lang;
-    el.html.dir = VW.RTL_LANGUAGES.includes(lang) ? 'rtl' : 'ltr';
+    el.html.dir = CATALOGS[lang].dir;
 
     // screens
     const screen = SCREEN_OF_PHASE[state.phase] || state.phase;
@@ -315,16 +324,16 @@
     renderCallback();
     renderConsent();
     const thanks = state.thanks || {};
-    VW.setText(el.thanksText, thanks.interrupted ? t('interrupted') : thanks.rated ? t('thanksRated') : t('thanksText'));
+    VW.setText(el.thanksText, thanks.interrupted ? t('The call was interrupted. Please choose the service again if you need to.') : thanks.rated ? t('Your feedback helps us do better. Goodbye!') : t('We hope we could help you. Goodbye!'));
     VW.setText(el.status, statusText());
   }
 
   function renderError() {
     const error = state.error;
-    VW.setText(el.errorMessage, error ? t(error.key) : '');
+    VW.setText(el.errorMessage, error ? text(error.key) : '');
     VW.setText(el.errorDetail, error && error.detail ? error.detail : '');
     el.errorHours.hidden = !(error && error.hours);
-    VW.setText(el.errorHours, error && error.hours ? t('serviceHours', { hours: error.hours }) : '');
+    VW.setText(el.errorHours, error && error.hours ? t('Opening hours: {hours} on working days', { hours: error.hours }) : '');
     el.callbackOffer.hidden = !(error && error.callbackField);
     // closed, or not served here: expected, so a clock rather than an exclamation mark
     el.errorIcon.hidden = !!(error && error.callbackField);
@@ -336,18 +345,18 @@
     if (!rating) return;
     const step = rating.score ? 'reason' : 'score';
     el.ratingScreen.dataset.step = step;
-    VW.setText(el.ratingTitle, rating.score ? t('rateThanks') : t('rateTitle'));
+    VW.setText(el.ratingTitle, rating.score ? t('Thank you! Anything else you would like to tell us?') : t('How was your call?'));
     for (const button of el.rateScores.querySelectorAll('[data-score]')) {
       button.setAttribute('aria-pressed', String(button.dataset.score === rating.score));
     }
     el.rateScores.classList.toggle('vw-rate-scores-chosen', !!rating.score);
     el.rateReasons.hidden = !rating.score;
     for (const chip of el.rateChips.querySelectorAll('[data-reason]')) {
-      VW.setText(chip, t('reason_' + chip.dataset.reason));
+      VW.setText(chip, text('reason_' + chip.dataset.reason));
       chip.setAttribute('aria-pressed', String(rating.reasons.has(chip.dataset.reason)));
     }
     el.rateSend.hidden = !rating.score;
-    VW.setText(el.rateSkip, rating.score ? t('rateSkipReasons') : t('rateSkip'));
+    VW.setText(el.rateSkip, rating.score ? t('Skip') : t('Skip'));
   }
 
   function renderCallback() {
@@ -357,14 +366,14 @@
     if (el.callbackPhone.value !== cb.phone) el.callbackPhone.value = cb.phone;
     el.callbackPhone.setAttribute('aria-invalid', String(!!(cb.error && cb.error.key === 'errPhone')));
     el.callbackError.hidden = !cb.error;
-    VW.setText(el.callbackErrorText, cb.error ? t(cb.error.key) : '');
+    VW.setText(el.callbackErrorText, cb.error ? text(cb.error.key) : '');
     VW.setText(el.callbackErrorDetail, cb.error && cb.error.detail ? cb.error.detail : '');
     el.callbackSubmit.disabled = cb.sending;
     el.callbackForm.setAttribute('aria-busy', String(cb.sending));
-    VW.setText(el.callbackSubmit, cb.sending ? t('sending') : t('callbackSend'));
-    VW.setText(el.callbackDue, cb.due ? t('callbackDue', { date: formatDate(cb.due) }) : '');
+    VW.setText(el.callbackSubmit, cb.sending ? t('Sending…') : t('Send'));
+    VW.setText(el.callbackDue, cb.due ? t('By {date} at the latest.', { date: formatDate(cb.due) }) : '');
     el.callbackDue.dataset.date = cb.due || '';
-    VW.setText(el.callbackRef, cb.followupId != null ? t('callbackRef', { id: cb.followupId }) : '');
+    VW.setText(el.callbackRef, cb.followupId != null ? t('Your reference number: {id}', { id: cb.followupId }) : '');
   }
 
   /** "2025-06-12" as a date in the visitor's language (the server's calendar date, no time zone shift). */
@@ -385,11 +394,11 @@
     if (!call) return;
     const ringing = state.phase === 'ringing';
     VW.setText(el.waitField, fieldName(call.field));
-    VW.setText(el.waitTitle, ringing ? t('ringing') : t('queueTitle'));
+    VW.setText(el.waitTitle, ringing ? t('Connecting you to a clerk…') : t('Please wait, a clerk will be with you shortly'));
     el.queueNote.hidden = !call.note;
     el.queueNote.dataset.note = call.note || '';
     el.queueNote.classList.toggle('vw-note-calm', call.note === 'transferred' || call.note === 'resumed');
-    VW.setText(el.queueNote, call.note ? t(call.note, { field: fieldName(call.field) }) : '');
+    VW.setText(el.queueNote, call.note ? text(call.note, { field: fieldName(call.field) }) : '');
     el.queueBox.hidden = ringing;
     el.ringingBox.hidden = !ringing;
 
@@ -397,14 +406,14 @@
     VW.setText(el.queuePosition, typeof position === 'number' ? String(position) : '…');
     el.queuePosition.dataset.position = typeof position === 'number' ? String(position) : '';
     let positionText = '';
-    if (position === 1) positionText = t('positionNext');
-    else if (typeof position === 'number' && position > 1) positionText = t('positionAhead', { m: position - 1 });
+    if (position === 1) positionText = t('You are next');
+    else if (typeof position === 'number' && position > 1) positionText = tn('{n} person ahead of you', '{n} people ahead of you', position - 1);
     VW.setText(el.queuePositionText, positionText);
 
     const wait = call.wait; // undefined: not known yet; null: no clerk online who could take it
     let waitText = '…';
-    if (wait === null) waitText = t('waitEstimating');
-    else if (typeof wait === 'number') waitText = wait < 60 ? t('waitLessMinute') : t('waitMinutes', { n: Math.round(wait / 60) });
+    if (wait === null) waitText = t('estimating…');
+    else if (typeof wait === 'number') waitText = wait < 60 ? t('less than a minute') : tn('about {n} minute', 'about {n} minutes', Math.round(wait / 60));
     VW.setText(el.estimatedWait, waitText);
     el.estimatedWait.dataset.seconds = typeof wait === 'number' ? String(Math.round(wait)) : '';
   }
@@ -414,11 +423,12 @@
     const consent = state.consent;
     if (!consent || state.phase !== 'consent') return;
     const ask = consent.policy === 'ask';
-    VW.setText(el.consentTitle, t(ask ? 'consentAskTitle' : 'consentAlwaysTitle'));
+    VW.setText(el.consentTitle, ask ? t('May we record this call?') : t('This video call is recorded'));
     VW.setText(el.consentField, fieldName(consent.field));
     const days = state.retentionDays;
-    VW.setText(el.consentText, `${t('consentText')} ${days > 0 ? t('consentKept', { n: days }) : ''}`.trim());
-    VW.setText(el.consentYes, t(ask ? 'consentYes' : 'consentAgree'));
+    const kept = days > 0 ? tn('It is deleted after {n} day.', 'It is deleted after {n} days.', days) : '';
+    VW.setText(el.consentText, `${t('The recording is kept as a record of your matter. Only authorised staff may view it.')} ${kept}`.trim());
+    VW.setText(el.consentYes, ask ? t('Yes, record it') : t('I agree, start the call'));
     el.consentNo.hidden = !ask;
   }
 
@@ -431,27 +441,27 @@
     VW.setText(el.peerCenter, peer.center || '');
     VW.setText(el.callField, fieldName(call.field));
     el.callNote.hidden = !call.mediaNote;
-    VW.setText(el.callNote, call.mediaNote ? t(call.mediaNote) : '');
+    VW.setText(el.callNote, call.mediaNote ? text(call.mediaNote) : '');
   }
 
   function statusText() {
     switch (state.phase) {
-      case 'setup': return t('notSetUp');
-      case 'unauthorized': return t('unauthorized');
-      case 'replaced': return t('replaced');
-      case 'connecting': return t('connecting');
-      case 'idle': return t('choose');
-      case 'camera': return t('cameraStarting');
-      case 'consent': return [el.consentTitle.textContent, el.consentText.textContent].join('. ');
-      case 'error': return state.error ? t(state.error.key) : '';
+      case 'setup': return t('This window is not set up yet');
+      case 'unauthorized': return t("This window's access token was not accepted");
+      case 'replaced': return t('This window was opened on another screen.');
+      case 'connecting': return t('Connecting…');
+      case 'idle': return t('Tap a service to talk to a clerk by video');
+      case 'camera': return t('Starting the camera…');
+      case 'consent': return [el.consentTitle.textContent, el.consentText.textContent].join(' ');
+      case 'error': return state.error ? text(state.error.key) : '';
       case 'requesting':
       case 'queue': return [el.waitTitle.textContent, el.queuePositionText.textContent].filter(Boolean).join('. ');
-      case 'ringing': return t('ringing');
-      case 'call': return state.call && state.call.peer ? `${t('talkingTo')} ${state.call.peer.name || ''}` : '';
-      case 'rating': return state.rating && state.rating.score ? t('rateReasonsTitle') : t('rateTitle');
-      case 'thanks': return t('thanks');
-      case 'callback': return t('callbackTitle');
-      case 'callback_done': return `${t('callbackDoneTitle')}. ${el.callbackDue.textContent}`;
+      case 'ringing': return t('Connecting you to a clerk…');
+      case 'call': return state.call && state.call.peer ? `${t('You are talking to')} ${state.call.peer.name || ''}` : '';
+      case 'rating': return state.rating && state.rating.score ? t('Tap any that apply (optional)') : t('How was your call?');
+      case 'thanks': return t('Thank you');
+      case 'callback': return t('Leave your phone number and we will call you back');
+      case 'callback_done': return `${t('We will call you back')}. ${el.callbackDue.textContent}`;
       default: return '';
     }
   }

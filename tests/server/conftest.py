@@ -20,6 +20,8 @@ from server.settings import Settings, load_settings
 from server.switchboard import Switchboard
 
 EVENT_TIMEOUT = 5.0
+# Pages are rendered in the language the browser asks for; tests that read English texts ask for English.
+ENGLISH = {"Accept-Language": "en"}
 
 
 class FakeClock:

@@ -19,6 +19,7 @@ from server.db import events, followups, matters, ratings
 from server.identities import Clerk
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS, SWITCHBOARD
 from server.settings import load_settings
+from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login
 
 JIADING = "sh/jiading"
@@ -82,7 +83,7 @@ async def add_call(app: web.Application, *, region: str, field_id: str, clerk: C
 @pytest.fixture
 async def world(aiohttp_client: ClientFactory, tmp_path: Path) -> World:
     app = create_app(load_settings(data_dir=tmp_path))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, headers=ENGLISH)  # the checks below read the pages' English texts
     ids = app[IDENTITIES]
     admin, _ = await ids.add_user("Ada Admin", "admin", username="admin", password=PASSWORD)
     clerk_a, _ = await ids.add_user("Alice Clerk", "clerk", fields=["tax", "market"], regions=[JIADING],
@@ -491,13 +492,20 @@ async def test_live_api_names_fields_and_districts(world: World, monkeypatch: py
     await world.as_admin()
     data = await (await world.client.get("/admin/api/live")).json()
     [queue] = data["queues"]
-    assert queue["field_name"] == "税务 Tax" and queue["district_name"] == "嘉定区 Jiading District"
+    assert queue["field_name"] == "Tax" and queue["district_name"] == "Jiading District"
     assert queue["over_target"] is True  # 1000 s > 15 min
-    assert data["calls"][0]["field_name"] == "市场监管 Market regulation"
-    assert data["calls"][0]["region_name"].startswith("嘉定区")
-    assert data["clerks"][0]["field_names"] == ["税务 Tax"] and data["kiosks_online"] == 3
+    assert data["calls"][0]["field_name"] == "Market regulation"
+    assert data["calls"][0]["region_name"].startswith("Jiading District")
+    assert data["clerks"][0]["field_names"] == ["Tax"] and data["kiosks_online"] == 3
     html = await (await world.client.get("/admin")).text()  # the first paint, before any poll
-    assert "16:40" in html and "/sessions/c1" in html and "通话 busy" in html
+    assert "16:40" in html and "/sessions/c1" in html and ">busy<" in html
+    # the names follow the page's language
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    data = await (await world.client.get("/admin/api/live", headers=chinese)).json()
+    assert data["queues"][0]["field_name"] == "税务" and data["queues"][0]["district_name"] == "嘉定区"
+    assert data["calls"][0]["region_name"].startswith("嘉定区")
+    html = await (await world.client.get("/admin", headers=chinese)).text()
+    assert ">通话<" in html and '<html lang="zh"' in html
 
 
 async def test_pages_escape_what_people_typed(world: World) -> None:

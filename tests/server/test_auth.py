@@ -14,6 +14,7 @@ from server.app import create_app
 from server.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from server.keys import IDENTITIES
 from server.settings import load_settings
+from tests.server.conftest import ENGLISH
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[web.Application], Awaitable[Client]]
@@ -57,7 +58,7 @@ async def app(tmp_path: Path) -> web.Application:
 
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, app: web.Application) -> Client:
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, headers=ENGLISH)  # the checks below read the pages' English texts
     ids = app[IDENTITIES]
     await ids.add_user("Ada Admin", "admin", username=ADMIN[0], password=ADMIN[1])
     await ids.add_user("Carl Clerk", "clerk", fields=["tax"], regions=["sh/jiading"], languages=["zh"],

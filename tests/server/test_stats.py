@@ -22,6 +22,7 @@ from server.seed import seed_history
 from server.settings import load_settings
 from server.stats import CallFacts, GroupStats, Period, compute_stats, percentile
 from signaling.creditcode import is_valid_credit_code
+from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -89,7 +90,7 @@ async def app(tmp_path: Path) -> web.Application:
 
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, app: web.Application) -> Client:
-    client = await aiohttp_client(app)  # starting it runs the migrations
+    client = await aiohttp_client(app, headers=ENGLISH)  # starting it runs the migrations; English pages
     await app[IDENTITIES].add_user("Ada Admin", "admin", username="admin", password=PASSWORD)
     return client
 
