@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from server import auth, db
 from server.auth import session_middleware
 from server.db import make_engine
-from server.evidence import RecordingStore
+from server.evidence import RecordingStore, purge_periodically
 from server.identities import Clerk, IdentityStore
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
@@ -54,7 +55,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     records = Records(engine)
     app[RECORDS] = records
-    app[EVIDENCE] = RecordingStore(records, settings.recordings_root)
+    evidence = RecordingStore(records, settings.recordings_root)
+    app[EVIDENCE] = evidence
     switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock())
     app[SWITCHBOARD] = switchboard
     sio.register_namespace(KioskNamespace(switchboard, identities))
@@ -74,7 +76,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(db.upgrade, settings.db_url)
+        purge: asyncio.Task[None] | None = None
+        if settings.recording_retention_days > 0:  # recordings past retention go now and every interval
+            purge = asyncio.create_task(purge_periodically(
+                evidence, settings.recording_retention_days, settings.recording_purge_interval_s))
         yield
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
         await switchboard.close()
         await engine.dispose()
 
