@@ -164,6 +164,16 @@ class RecordingStore:
             row = (await conn.execute(recordings.select().where(recordings.c.id == rec_id))).first()
         return dict(row._mapping) if row else None
 
+    async def log_played(self, row: dict[str, Any], actor: str, data: dict[str, Any]) -> int:
+        """Log a ``recording_played`` event of the recording ``row`` (one of :meth:`get`) in its call's events."""
+        async with self.records.engine.begin() as conn:
+            call = (await conn.execute(sa.select(calls.c.field, calls.c.region)
+                                       .where(calls.c.id == row["call_id"]))).first()
+            return await self.records.append(
+                conn, "recording_played", actor=actor, call_id=row["call_id"], case_id=row["case_id"],
+                field=call.field if call else None, region=call.region if call else None,
+                data={"recording_id": row["id"], "participant": row["participant"], **data})
+
     # ------------------------------------------------------------ verification
 
     async def _recorded_events(self) -> tuple[dict[int, dict[str, Any]], set[int]]:

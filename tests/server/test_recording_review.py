@@ -1,4 +1,4 @@
-"""Reviewing recordings: retention, file verification.
+"""Reviewing recordings: playback rights and range requests, playback logging, retention, file verification.
 
 Every recording here is a real WebM file (VP8 and Opus, made with PyAV by
 :mod:`tests.server.recording_media`), stored through ``RecordingStore.add``
@@ -9,8 +9,10 @@ hash chain.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
+import re
 import sqlite3
 import subprocess
 import sys
@@ -30,10 +32,11 @@ from server.evidence import Purged, RecordingStore, purge_periodically
 from server.identities import Clerk
 from server.keys import EVIDENCE, IDENTITIES, RECORDS, SETTINGS
 from server.records import Records
+from server.sessions import starts_playback
 from server.settings import load_settings
 from tests.server.recording_media import make_recording
 from tests.server.test_admin import JIADING, JIADING_PARK, PASSWORD, PUTUO, PUTUO_PARK, add_call
-from tests.server.test_auth import Client, ClientFactory
+from tests.server.test_auth import Client, ClientFactory, login
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400.0
@@ -113,6 +116,126 @@ async def review(make_review: ReviewFactory) -> Review:
     return r
 
 
+# ---------------------------------------------------------------- playback
+
+
+async def test_an_administrator_plays_with_range_requests_and_is_logged(review: Review) -> None:
+    rec_id = review.recs["a/visitor"]
+    data = (review.root / review.calls["a"] / "visitor.webm").read_bytes()
+    await login(review.client, "admin", PASSWORD)
+
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-99"})
+    assert resp.status == 206
+    assert resp.headers["Content-Range"] == f"bytes 0-99/{len(data)}"
+    assert resp.headers["Accept-Ranges"] == "bytes"
+    assert resp.headers["Content-Type"] == "video/webm"
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert await resp.read() == data[:100]
+
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=1000-2999"})
+    assert resp.status == 206
+    assert resp.headers["Content-Range"] == f"bytes 1000-2999/{len(data)}"
+    assert await resp.read() == data[1000:3000]
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": f"bytes={len(data) - 10}-"})
+    assert resp.status == 206 and await resp.read() == data[-10:]
+
+    resp = await review.client.get(f"/recordings/{rec_id}")  # no Range: the whole file
+    assert resp.status == 200 and await resp.read() == data
+
+    # one event per playback: the requests from byte 0 (and the one without a Range), not the others
+    played = await review.events("a", "recording_played")
+    assert [(e["actor"], e["data"]["recording_id"], e["data"]["range"]) for e in played] == [
+        (f"user:{review.admin.id}", rec_id, "bytes=0-99"), (f"user:{review.admin.id}", rec_id, "all")]
+    assert played[0]["data"]["name"] == "Ada Admin" and played[0]["data"]["participant"] == "visitor"
+    assert played[0]["at"] <= played[1]["at"] <= time.time()
+    assert (await review.app[RECORDS].verify()).ok
+    assert (await review.app[RECORDS].verify_call(review.calls["a"])).ok
+
+
+async def test_who_may_play(review: Review) -> None:
+    rec_id = review.recs["a/clerk"]
+    # anonymous: like every review page, sent to log in (and nothing is served or logged)
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/login?next=/recordings/{rec_id}"
+    # the clerk of another call
+    await login(review.client, "bob", PASSWORD)
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"})
+    assert resp.status == 403
+    # the clerk of this call, when recording_playback_clerk is not set (the default)
+    await login(review.client, "alice", PASSWORD)
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"})
+    assert resp.status == 403 and "only administrators" in await resp.text()
+    assert await review.events("a", "recording_played") == []
+    # the administrator; an unknown recording
+    await login(review.client, "admin", PASSWORD)
+    assert (await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"})).status == 206
+    assert (await review.client.get("/recordings/999999", headers={"Range": "bytes=0-"})).status == 404
+    assert [e["actor"] for e in await review.events("a", "recording_played")] == [f"user:{review.admin.id}"]
+
+
+async def test_the_clerk_of_the_call_plays_when_configured(make_review: ReviewFactory) -> None:
+    review = await make_review(recording_playback_clerk=True)
+    info = await review.record("a", "visitor", ago(seconds=3000))
+    rec_id = review.recs["a/visitor"]
+    await login(review.client, "bob", PASSWORD)  # still not the clerk of another call
+    assert (await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"})).status == 403
+    await login(review.client, "alice", PASSWORD)
+    resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"})
+    assert resp.status == 206 and await resp.read() == info.path.read_bytes()
+    page = await (await review.client.get(f"/sessions/{review.calls['a']}")).text()
+    assert 'data-testid="video-visitor"' in page
+    played = await review.events("a", "recording_played")
+    assert [(e["actor"], e["data"]["range"]) for e in played] == [(f"user:{review.clerk_a.id}", "bytes=0-")]
+    assert (await review.app[RECORDS].verify()).ok
+
+
+@pytest.mark.parametrize(("range_header", "starts"), [
+    (None, True), ("bytes=0-", True), ("bytes=0-99", True), (" bytes = 00-1", True), ("bytes=0-0,500-", True),
+    ("bytes=1-", False), ("bytes=100-199", False), ("bytes=-500", False), ("bytes=10-0", False), ("items=0-", False),
+])
+def test_which_requests_start_a_playback(range_header: str | None, starts: bool) -> None:
+    assert starts_playback(range_header) is starts
+
+
+SCRIPT_RE = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
+
+
+async def test_the_session_page_lists_recordings_and_plays_them_side_by_side(make_review: ReviewFactory) -> None:
+    review = await make_review()
+    base = ago(seconds=3000)
+    visitor = await review.record("a", "visitor", base, seconds=3.0)
+    clerk = await review.record("a", "clerk", base + dt.timedelta(seconds=2), seconds=2.0, shade=90)
+    again = make_recording(review.root, call_id=review.calls["a"], participant="visitor", stem="visitor-2",
+                           started_at=base + dt.timedelta(seconds=10))
+    again = dataclasses.replace(again, recovered=True)  # finalized after its recorder died
+    await review.store.add(again)
+    await login(review.client, "admin", PASSWORD)
+    resp = await review.client.get(f"/sessions/{review.calls['a']}")
+    assert resp.status == 200
+    html = await resp.text()
+    for info in (visitor, clerk, again):
+        assert info.sha256 in html and info.sha256[:12] + "…" in html  # shortened, the full value to copy
+    assert html.count("已恢复 recovered") == 1
+    assert f'src="/recordings/{review.recs["a/visitor"]}"' in html  # the first recording of each side
+    assert f'src="/recordings/{review.recs["a/clerk"]}"' in html
+    assert 'preload="none"' in html  # nothing is fetched (or logged as played) before Play
+    assert "(+2.0 s)" in html  # the clerk's recorder started two seconds after the visitor's
+    scripts = SCRIPT_RE.findall(html)
+    assert any('src="/static/playback.js"' in attrs for attrs, _ in scripts)
+    assert all("src=" in attrs and not body.strip() for attrs, body in scripts)  # the CSP allows no inline script
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert await review.events("a", "recording_played") == []
+    # the clerk of the call sees the list, not the player
+    await login(review.client, "alice", PASSWORD)
+    html = await (await review.client.get(f"/sessions/{review.calls['a']}")).text()
+    assert visitor.sha256 in html and "<video" not in html and "playback.js" not in html
+    assert "Only administrators may play recordings" in html
+    # a call without recordings says so
+    await login(review.client, "admin", PASSWORD)
+    html = await (await review.client.get(f"/sessions/{review.calls['b']}")).text()
+    assert "This call was not recorded" in html and "<video" not in html
+
+
 # ---------------------------------------------------------------- retention
 
 
@@ -149,6 +272,13 @@ async def test_purge_deletes_old_recordings_only_and_logs_it(make_review: Review
     assert (await review.app[RECORDS].verify()).ok
     assert (await review.store.verify_files()).ok  # deleted recordings are not "missing"
     assert await review.store.purge(time.time(), 180, "retention") == []  # nothing twice
+
+    # the page and the file say when and by whom
+    await login(review.client, "admin", PASSWORD)
+    resp = await review.client.get(f"/recordings/{review.recs['old/visitor']}", headers={"Range": "bytes=0-"})
+    assert resp.status == 410 and "deleted on" in await resp.text() and "by retention" in await resp.text()
+    html = await (await review.client.get(f"/sessions/{old}")).text()
+    assert html.count("deleted on ") == 2 and "by retention" in html and "<video" not in html
 
 
 async def test_purge_marks_a_missing_file_deleted(make_review: ReviewFactory) -> None:
