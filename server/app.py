@@ -15,7 +15,7 @@ from aiohttp import web
 from server import auth, db
 from server.auth import session_middleware
 from server.db import make_engine
-from server.evidence import RecordingStore, purge_periodically
+from server.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
 from server.identities import Clerk, IdentityStore
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
@@ -79,7 +79,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         purge: asyncio.Task[None] | None = None
         if settings.recording_retention_days > 0:  # recordings past retention go now and every interval
             purge = asyncio.create_task(purge_periodically(
-                evidence, settings.recording_retention_days, settings.recording_purge_interval_s))
+                evidence, settings.recording_retention_days,
+                max(settings.recording_purge_interval_s, MIN_PURGE_INTERVAL_S)))
         yield
         if purge is not None:
             purge.cancel()

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 PARTICIPANTS = ("visitor", "clerk")
 DAY_S = 86400.0
+MIN_PURGE_INTERVAL_S = 60.0  # the server purges no more often than this, whatever recording_purge_interval_s says
 
 
 @dataclass(frozen=True)
