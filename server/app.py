@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from server import auth, db, i18n
 from server.auth import session_middleware
 from server.db import make_engine
-from server.evidence import RecordingStore
+from server.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
 from server.identities import Clerk, IdentityStore
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.middlewares import security_headers
@@ -55,9 +56,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     records = Records(engine)
     app[RECORDS] = records
-    store = RecordingStore(records, settings.recordings_root)
-    app[EVIDENCE] = store
-    desk = RecordingDesk(store, settings.recording_workers) if settings.records_calls else None
+    evidence = RecordingStore(records, settings.recordings_root)
+    app[EVIDENCE] = evidence
+    desk = RecordingDesk(evidence, settings.recording_workers) if settings.records_calls else None
     switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock(), desk)
     if desk is not None:
         desk.on_interrupted = switchboard.recording_interrupted
@@ -84,7 +85,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         if desk is not None:
             await desk.recover()
             desk.warm()  # the workers start in the background, ready for the first recorded call
+        purge: asyncio.Task[None] | None = None
+        if settings.recording_retention_days > 0:  # recordings past retention go now and every interval
+            purge = asyncio.create_task(purge_periodically(
+                evidence, settings.recording_retention_days,
+                max(settings.recording_purge_interval_s, MIN_PURGE_INTERVAL_S)))
         yield
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
         await switchboard.close()
         if desk is not None:
             await desk.close()

@@ -64,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("id")
 
     records = sub.add_parser("records", help="the durable records").add_subparsers(dest="action", required=True)
-    records.add_parser("verify", help="walk the hash chain of the event log; exit 1 naming the first broken link")
+    records.add_parser("verify", help="walk the hash chain of the event log and check every recording file against "
+                       "the checksum in its event; exit 1 naming the first broken link and every bad recording")
+    recs = sub.add_parser("recordings", help="recorded calls").add_subparsers(dest="action", required=True)
+    rp = recs.add_parser("purge", help="delete recordings older than the retention (recording_retention_days); "
+                         "the deletion is logged and the rest of the session record stays")
+    rp.add_argument("--older-than-days", type=float, default=None, metavar="N",
+                    help="delete recordings that started more than N days ago (default: recording_retention_days)")
+    rp.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     dbp = sub.add_parser("db", help="the records database schema").add_subparsers(dest="action", required=True)
     dbp.add_parser("upgrade", help="apply every migration (serve does this at start)")
     dd = dbp.add_parser("downgrade", help="undo migrations down to a revision")
@@ -196,15 +203,45 @@ async def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_records(args: argparse.Namespace, settings: Settings) -> int:
+    from server.evidence import RecordingStore
     from server.records import Records
 
     engine, _ = await _store(settings)
     try:
-        status = await Records(engine).verify()
+        records = Records(engine)
+        status = await records.verify()
+        files = await RecordingStore(records, settings.recordings_root).verify_files()
     finally:
         await engine.dispose()
     print(status.describe())
-    return 0 if status.ok else 1
+    print(files.describe())
+    return 0 if status.ok and files.ok else 1
+
+
+async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from server.evidence import RecordingStore
+    from server.records import Records
+
+    days = settings.recording_retention_days if args.older_than_days is None else args.older_than_days
+    if days <= 0:
+        if args.older_than_days is not None:
+            raise SystemExit("error: --older-than-days needs a number of days above 0")
+        print("recording_retention_days is 0: recordings are kept for ever; nothing purged "
+              "(give --older-than-days N to purge anyway)")
+        return 0
+    engine, _ = await _store(settings)
+    try:
+        store = RecordingStore(Records(engine), settings.recordings_root)
+        purged = await store.purge(time.time(), days, "retention (vwindow recordings purge)", dry_run=args.dry_run)
+    finally:
+        await engine.dispose()
+    verb = "would delete" if args.dry_run else "deleted"
+    for p in purged:
+        print(f"{verb} {p.describe()}")
+    print(f"{len(purged)} recording(s) older than {days:g} days {verb}{' (dry run)' if args.dry_run else ''}")
+    return 0
 
 
 async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -304,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    commands = {"kiosk": cmd_kiosk, "clerk": cmd_clerk, "user": cmd_user, "records": cmd_records, "db": cmd_db}
+    commands = {"kiosk": cmd_kiosk, "clerk": cmd_clerk, "user": cmd_user, "records": cmd_records,
+                "recordings": cmd_recordings, "db": cmd_db}
     if args.command in commands:
         return asyncio.run(commands[args.command](args, settings))
     config_dir = args.config or settings.config_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import admin, auth, i18n, views
+from server import admin, auth, i18n, sessions, views
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "client" / "static"
 
@@ -23,4 +23,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/logout", auth.logout, name="logout")
     app.router.add_get("/lang/{code}", i18n.switch_language, name="language")
     app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.router.add_get(r"/recordings/{rec_id:\d{1,18}}", sessions.play_recording, name="recording")
     admin.setup_routes(app)

@@ -1,11 +1,23 @@
-"""Session search and detail: ``/sessions`` and ``/sessions/{call_id}`` (a clerk sees only their own)."""
+"""Session search and detail: ``/sessions`` and ``/sessions/{call_id}`` (a clerk sees only their own).
+
+The detail page lists the call's recordings and plays the visitor's and the
+clerk's side by side (``client/static/playback.js`` keeps them in sync); the
+files come from ``/recordings/{id}`` (:func:`play_recording`), with HTTP
+range requests. Only administrators may play recordings, and the clerk of the
+call when ``recording_playback_clerk`` is set. Each playback is logged as a
+``recording_played`` event: a request from byte 0 (or without a Range) starts
+a playback and is logged; the browser's further range requests of the same
+playback (buffering, seeking) are not.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server import stats
 from server.auth import require_role
 from server.db import calls, followups, kiosks, matters, ratings, users
-from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
+from server.evidence import PARTICIPANTS, RecordingStore
+from server.i18n import N_, translations
+from server.identities import Clerk
+from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS
 from server.pages import (
     END_REASONS,
     FOLLOWUP_KINDS,
@@ -224,10 +239,101 @@ async def session_detail(request: web.Request) -> web.StreamResponse:
     call["wait_s"] = None if call["answered_at"] is None else call["answered_at"] - call["requested_at"]
     call["handling_s"] = (None if call["answered_at"] is None or call["ended_at"] is None
                           else call["ended_at"] - call["answered_at"])
+    recs = await call_recordings(request.app[EVIDENCE], call_id)
+    can_play = may_play(user, call, settings)
+    players = side_by_side(recs) if can_play else []
     return render("sessions_detail.html", request, {
         "call": call, "case_calls": case_calls, "timeline": timeline, "matters": call_matters,
         "followups": call_followups, "rating": dict(rating._mapping) if rating else None, "chain": chain,
         "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": await _actor_names(engine, timeline),
         "outcomes": OUTCOMES, "end_reasons": END_REASONS, "scores": SCORES, "kinds": FOLLOWUP_KINDS,
         "fmt_time": functools.partial(fmt_time, tz=settings.tz), "fmt_duration": fmt_duration,
+        "recordings": recs, "players": players, "can_play": can_play,
+        "play_total_s": max((p["offset_s"] + p["duration_s"] for p in players), default=0.0),
+        "participants": PARTICIPANT_NAMES, "fmt_size": fmt_size, "deleted_note": functools.partial(
+            deleted_note, tz=settings.tz, gettext=translations(request).gettext),
     })
+
+
+# ---------------------------------------------------------------- recordings
+
+PARTICIPANT_NAMES = {"visitor": N_("Visitor"), "clerk": N_("Clerk")}  # translated where shown
+_RANGE_FROM_START = re.compile(r"^\s*bytes\s*=\s*0+\s*-")
+
+
+def may_play(user: Clerk, call: Mapping[str, Any] | None, settings: Settings) -> bool:
+    """Administrators may play every recording; the clerk of the call only if ``recording_playback_clerk``."""
+    if user.is_admin:
+        return True
+    return settings.recording_playback_clerk and call is not None and call["clerk_id"] == user.id
+
+
+def starts_playback(range_header: str | None) -> bool:
+    """Whether a request for a recording starts a playback: no Range, or a Range from byte 0."""
+    return range_header is None or bool(_RANGE_FROM_START.match(range_header))
+
+
+def fmt_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def deleted_note(row: Mapping[str, Any], tz: ZoneInfo, gettext: Callable[[str], str]) -> str:
+    return gettext("deleted on %(when)s by %(who)s (%(why)s)") % {
+        "when": fmt_time(row["deleted_at"], tz), "who": row["deleted_by"] or gettext("unknown"),
+        "why": row["delete_reason"] or gettext("no reason given")}
+
+
+async def call_recordings(store: RecordingStore, call_id: str) -> list[dict[str, Any]]:
+    """The call's recordings, each with whether its file is on disk."""
+    recs = await store.for_call(call_id)
+
+    def on_disk() -> list[bool]:
+        return [r["deleted_at"] is None and store.file_of(r).is_file() for r in recs]
+
+    for r, present in zip(recs, await asyncio.to_thread(on_disk), strict=True):
+        r["on_disk"] = present
+    return recs
+
+
+def side_by_side(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recordings the player starts with: the first playable one of each participant, visitor first,
+    each with its offset from the earlier start (the participants' recorders start a few seconds apart)."""
+    chosen = []
+    for participant in PARTICIPANTS:
+        first = next((r for r in recs if r["participant"] == participant and r["on_disk"]), None)
+        if first is not None:
+            chosen.append(dict(first))
+    t0 = min((r["started_at"] for r in chosen), default=0.0)
+    for r in chosen:
+        r["offset_s"] = r["started_at"] - t0
+    return chosen
+
+
+@require_role("clerk", "admin")
+async def play_recording(request: web.Request) -> web.StreamResponse:
+    """One recording's WebM file, with HTTP range requests; the start of each playback is logged."""
+    settings = request.app[SETTINGS]
+    store = request.app[EVIDENCE]
+    user = _user(request)
+    row = await store.get(int(request.match_info["rec_id"]))
+    if row is None:
+        raise web.HTTPNotFound(text="no such recording")
+    call = await request.app[RECORDS].call(row["call_id"])
+    if not may_play(user, call, settings):
+        raise web.HTTPForbidden(text="only administrators may play recordings" if not settings.recording_playback_clerk
+                                else "only administrators and the clerk of the call may play its recordings")
+    if row["deleted_at"] is not None:
+        raise web.HTTPGone(text=deleted_note(row, settings.tz, translations(request).gettext))
+    path = store.file_of(row)
+    if not await asyncio.to_thread(path.is_file):
+        raise web.HTTPNotFound(text="the file of this recording is missing (vwindow records verify reports it)")
+    range_header = request.headers.get("Range")
+    if request.method == "GET" and starts_playback(range_header):
+        await store.log_played(row, f"user:{user.id}", {"name": user.name, "range": range_header or "all"})
+    return web.FileResponse(path, headers={
+        "Content-Type": "video/webm", "Cache-Control": "no-store",
+        "Content-Disposition": f'inline; filename="{row["call_id"]}-{path.name}"'})

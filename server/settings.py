@@ -218,4 +218,10 @@ def load_settings(
         raise SettingsError(f"timezone / service_hours: {exc}") from None
     if not settings.languages:
         raise SettingsError("languages: at least one language is needed")
+    for name in ("recording_workers", "recording_retention_days"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name}: must be 0 or more, not {getattr(settings, name)}")
+    if settings.recording_purge_interval_s <= 0:
+        raise SettingsError("recording_purge_interval_s: must be more than 0, "
+                            f"not {settings.recording_purge_interval_s}")
     return settings
