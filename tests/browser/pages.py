@@ -296,6 +296,12 @@ async def kiosk_and_clerk_in_call(harness: Any, contexts: Contexts) -> tuple[Kio
     clerk = await contexts.clerk()
     await clerk.start(harness.url, await add_clerk(harness))
     await kiosk.choose("tax")
+    await answer_and_connect(kiosk, clerk)
+    return kiosk, clerk
+
+
+async def answer_and_connect(kiosk: KioskPage, clerk: ClerkPage) -> None:
+    """The visitor's call rings at the console; the clerk accepts; both pages get each other's media."""
     await clerk.expect_state("ringing")
     await kiosk.expect_state("ringing")
     await clerk.click("accept")
@@ -303,7 +309,6 @@ async def kiosk_and_clerk_in_call(harness: Any, contexts: Contexts) -> tuple[Kio
     await clerk.expect_state("call")
     await kiosk.media()
     await clerk.media()
-    return kiosk, clerk
 
 
 async def until(predicate: Callable[[], Any], what: str, timeout_s: float = 5.0) -> Any:

@@ -8,7 +8,7 @@ from playwright.async_api import expect
 
 from server.keys import EVIDENCE
 from server.recording_desk import RecordingDesk
-from tests.browser.pages import Contexts, add_clerk, add_kiosk
+from tests.browser.pages import Contexts, add_clerk, add_kiosk, answer_and_connect
 from tests.browser.test_accessibility import assert_accessible
 from tests.server.conftest import Harness, HarnessFactory
 from tests.server.test_recording_calls import kinds_of
@@ -76,12 +76,7 @@ async def test_the_visitor_accepts_the_notice_and_both_pages_are_recorded(
         await kiosk.expect_state("idle")
     await expect(kiosk.testid("consent-title")).to_have_text("This video call is recorded")
     await kiosk.click("consent-yes")
-    await clerk.expect_state("ringing")
-    await clerk.click("accept")
-    await kiosk.expect_state("call")
-    await clerk.expect_state("call")
-    await kiosk.media()
-    await clerk.media()
+    await answer_and_connect(kiosk, clerk)
     await expect(kiosk.testid("recording")).to_be_visible()
     await expect(clerk.testid("recording")).to_be_visible()
     call_id = next(iter(harness.switchboard.calls))
@@ -124,11 +119,7 @@ async def test_the_visitor_declines_and_the_call_goes_on_unrecorded(
     await expect(kiosk.testid("consent-title")).to_have_text("May we record this call?")
     await kiosk.shot("consent-ask-en")
     await kiosk.click("consent-no")
-    await clerk.expect_state("ringing")
-    await clerk.click("accept")
-    await kiosk.expect_state("call")
-    await kiosk.media()
-    await clerk.media()
+    await answer_and_connect(kiosk, clerk)
     await expect(kiosk.testid("recording")).to_be_hidden()
     await expect(clerk.testid("recording")).to_be_hidden()
     assert await kiosk.open_peers() == 1 and await clerk.open_peers() == 1  # no recorder connection

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.server.conftest import Peer
@@ -22,6 +24,28 @@ def cli(data_dir: Path, *args: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+@contextlib.asynccontextmanager
+async def serving(data_dir: Path, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``vwindow serve`` in a process group of its own (so a kill can take its recorder workers too)."""
+    env = {**os.environ, "VWINDOW_RECORDING_WORKERS": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), cwd=REPO,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+
+        async def started() -> None:
+            while b"serving on" not in await proc.stdout.readline():  # type: ignore[union-attr]
+                pass
+        await asyncio.wait_for(started(), 60)
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,15 +57,7 @@ async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path) -> None:
     clerk_token = cli(tmp_path, "clerk", "add", "--name", "C", "--fields", "market", "--regions", "sh/jiading",
                       "--languages", "en")
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "--data-dir", str(tmp_path), "serve", "--port", str(port), cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        assert proc.stdout is not None
-        async def serving() -> None:
-            while b"serving on" not in await proc.stdout.readline():  # type: ignore[union-attr]
-                pass
-        await asyncio.wait_for(serving(), 30)
+    async with serving(tmp_path, port) as proc:
         url = f"http://127.0.0.1:{port}"
         kiosk, clerk = Peer(url, "/kiosk", kiosk_token), Peer(url, "/clerk", clerk_token)
         await kiosk.connect()
@@ -58,10 +74,6 @@ async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path) -> None:
         await asyncio.wait_for(proc.wait(), 10)
         for peer in (kiosk, clerk):
             await peer.close()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == -signal.SIGKILL
     with sqlite3.connect(tmp_path / "records.sqlite3") as conn:
         saved = conn.execute("SELECT credit_code, outcome FROM matters WHERE call_id = ?", (call_id,)).fetchall()

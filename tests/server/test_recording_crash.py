@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +19,10 @@ from aiortc import RTCPeerConnection
 
 from client.bot import ClerkBot, KioskBot
 from tests.recordings.senders import Sent
-from tests.server.test_durability import REPO, cli, free_port
+from tests.server.test_durability import REPO, cli, free_port, serving
 from tests.server.test_recording_calls import capture
 
 VIDEO_FRAMES_BEFORE_KILL = 45  # 3 s at 15 fps
-
-
-@contextlib.asynccontextmanager
-async def serving(data_dir: Path, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``vwindow serve`` in a process group of its own (so a kill can take its recorder workers too)."""
-    env = {**os.environ, "VWINDOW_RECORDING_WORKERS": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), cwd=REPO,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    try:
-        assert proc.stdout is not None
-
-        async def started() -> None:
-            while b"serving on" not in await proc.stdout.readline():  # type: ignore[union-attr]
-                pass
-        await asyncio.wait_for(started(), 60)
-        yield proc
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
 
 
 async def test_recordings_survive_sigkill_of_server_and_workers(tmp_path: Path) -> None:
