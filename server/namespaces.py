@@ -102,6 +102,7 @@ class KioskNamespace(_Namespace[Kiosk]):
             "hangup": (messages.CallRef, sb.kiosk_hangup),
             "signal": (messages.Signal, sb.kiosk_signal),
             "media_connected": (messages.CallRef, sb.kiosk_media_connected),
+            "media_failed": (messages.CallRef, sb.kiosk_media_failed),
             "rate": (messages.Rate, sb.rate),
             "request_callback": (messages.CallbackRequest, sb.request_callback),
         }
@@ -145,6 +146,7 @@ class ClerkNamespace(_Namespace[Clerk]):
             "hangup": (messages.CallRef, sb.clerk_hangup),
             "signal": (messages.Signal, sb.clerk_signal),
             "media_connected": (messages.CallRef, sb.clerk_media_connected),
+            "media_failed": (messages.CallRef, sb.clerk_media_failed),
             "wrap_up": (messages.WrapUp, sb.wrap_up),
             "transfer": (messages.Transfer, sb.transfer),
         }

@@ -25,7 +25,8 @@ OUTCOMES = {"completed": "已办结 completed", "referred": "已转办 referred"
             "none": "无事项 no matter logged"}
 END_REASONS = {"hangup": "正常结束 hung up", "cancelled": "排队放弃 gave up waiting",
                "visitor_disconnected": "访客断线 visitor disconnected",
-               "clerk_disconnected": "坐席断线 clerk disconnected", "transferred": "转办 transferred"}
+               "clerk_disconnected": "坐席断线 clerk disconnected", "transferred": "转办 transferred",
+               "media_failed": "音视频连接中断 connection lost"}
 SCORES = {"satisfied": "满意 satisfied", "neutral": "一般 neutral", "dissatisfied": "不满意 dissatisfied"}
 FOLLOWUP_TABS = {"open": "未办结 open", "due_today": "今日到期 due today", "overdue": "已逾期 overdue",
                  "resolved": "已办结 resolved", "all": "全部 all"}

@@ -38,6 +38,7 @@ from signaling.decisions import (
     StageWidened,
 )
 from signaling.errors import SignalingError
+from signaling.media import SignalRoute, route_signal
 from signaling.messages import (
     CallbackRequest,
     CallRef,
@@ -79,7 +80,8 @@ class CallInfo:
     language: str
     case_id: str
     clerk: Clerk | None = None
-    media_reported: set[str] = dataclasses.field(default_factory=set)
+    media_reported: set[str] = dataclasses.field(default_factory=set)  # sides that reported the current attempt
+    media_attempt: int = 0  # the peer connection in use: 0 the first, 1 after the one restart
 
 
 @dataclass
@@ -240,14 +242,21 @@ class Switchboard:
         call = self._kiosk_call(kiosk, msg.call_id)
         if call.state not in (CallState.CONNECTING, CallState.ACTIVE) or call.clerk_id is None:
             raise SignalingError(errors.WRONG_STATE, "the call has not been answered yet")
+        if not await self._route_signal(call, msg, f"kiosk:{kiosk.id}", from_offerer=True):
+            return {"relayed": False}
         sid = self.clerk_sids.get(call.clerk_id)
         if sid is not None:
             await self.emit("signal", to_builtins(msg), sid, CLERK_NS)
-        return {}
+        return {"relayed": sid is not None}
 
     async def kiosk_media_connected(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
         call = self._kiosk_call(kiosk, msg.call_id)
         await self._media_connected(call, "visitor", f"kiosk:{kiosk.id}")
+        return {}
+
+    async def kiosk_media_failed(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        await self._media_failed(call, "visitor")
         return {}
 
     async def rate(self, kiosk: Kiosk, msg: Rate) -> dict[str, Any]:
@@ -262,8 +271,31 @@ class Switchboard:
         info = self.calls[call.id]
         if side not in info.media_reported:
             info.media_reported.add(side)
-            await self.records.call_event(call.id, "media_connected", actor, {"side": side})
+            await self.records.call_event(call.id, "media_connected", actor,
+                                          {"side": side, "attempt": info.media_attempt})
         await self._run(self.engine.media_connected(call.id, self.clock.now()))
+
+    async def _route_signal(self, call: Call, msg: Signal, actor: str, from_offerer: bool) -> bool:
+        """Whether to relay ``msg``; the kiosk's offer for the next attempt is the restart, logged first."""
+        info = self.calls[call.id]
+        route = route_signal(info.media_attempt, msg, from_offerer)
+        if route is SignalRoute.STALE:
+            logger.debug("call %s: signal of replaced attempt %d dropped", call.id, msg.attempt)
+            return False
+        if route is SignalRoute.RESTART:
+            logger.info("call %s: media restarted (attempt %d)", call.id, msg.attempt)
+            info.media_attempt = msg.attempt
+            info.media_reported.clear()
+            await self.records.call_event(call.id, "media_restarted", actor, {"attempt": msg.attempt})
+        return True
+
+    async def _media_failed(self, call: Call, side: str) -> None:
+        """A participant gave up on the media (its restart failed too, or none came): the call ends for both."""
+        if call.state not in (CallState.CONNECTING, CallState.ACTIVE):
+            raise SignalingError(errors.WRONG_STATE, f"the call is {call.state}, not answered: cancel or hang up")
+        logger.info("call %s: media failed at attempt %d, reported by the %s", call.id,
+                    self.calls[call.id].media_attempt, side)
+        await self._run(self.engine.end_call(call.id, self.clock.now(), EndReason.MEDIA_FAILED, side))
 
     async def _open_call(self, call_id: str, case_id: str, kiosk: Kiosk, field_id: str, language: str,
                          transferred_from: str | None) -> None:
@@ -304,12 +336,14 @@ class Switchboard:
         return {}
 
     async def clerk_signal(self, clerk: Clerk, msg: Signal) -> dict[str, Any]:
-        self._clerk_call(clerk, msg.call_id, answered=True)
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        if not await self._route_signal(call, msg, f"clerk:{clerk.id}", from_offerer=False):
+            return {"relayed": False}
         info = self.calls[msg.call_id]
         sid = self.kiosk_sids.get(info.kiosk.id)
         if sid is not None:
             await self.emit("signal", to_builtins(msg), sid, KIOSK_NS)
-        return {}
+        return {"relayed": sid is not None}
 
     async def wrap_up(self, clerk: Clerk, msg: WrapUp) -> dict[str, Any]:
         result = await self.casework.wrap_up(clerk, msg)
@@ -342,6 +376,11 @@ class Switchboard:
     async def clerk_media_connected(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
         call = self._clerk_call(clerk, msg.call_id, answered=True)
         await self._media_connected(call, "clerk", f"clerk:{clerk.id}")
+        return {}
+
+    async def clerk_media_failed(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        await self._media_failed(call, "clerk")
         return {}
 
     # ------------------------------------------------------------ time
