@@ -27,7 +27,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import exports, stats
+from server import exports, liveboard, stats
 from server.auth import require_role
 from server.followups import assign_followup, followups_page, resolve_followup
 from server.keys import DB, SETTINGS, SWITCHBOARD
@@ -63,7 +63,7 @@ from server.sessions import session_detail, sessions_page
 async def live_payload(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     labels = Labels(settings)
-    snap = app[SWITCHBOARD].snapshot()
+    snap = liveboard.snapshot(app[SWITCHBOARD])
     for q in snap["queues"]:
         q["field_name"] = labels.field(q["field"])
         q["district_name"] = labels.region(q["district"])

@@ -539,47 +539,6 @@ class Switchboard:
                     "stage": call.stage, "reason": "",
                 })
 
-    # ------------------------------------------------------------ live board
-
-    def snapshot(self) -> dict[str, Any]:
-        """Live state for the administrator's board: queues, clerks, calls in progress."""
-        now = self.clock.now()
-        regions = self.settings.regions
-        queues: dict[tuple[str, str], dict[str, Any]] = {}
-        in_progress = []
-        for call in self.engine.calls.values():
-            info = self.calls.get(call.id)
-            if info is None:
-                continue
-            waited = round(now - call.requested_at, 1)
-            if call.state in (CallState.QUEUED, CallState.RINGING):
-                district = self.engine.district_of(call.region)
-                q = queues.setdefault((call.field, district), {
-                    "field": call.field, "district": district, "district_name": regions.get(district).name("en"),
-                    "waiting": 0, "ringing": 0, "longest_wait_s": 0.0})
-                q["waiting" if call.state is CallState.QUEUED else "ringing"] += 1
-                q["longest_wait_s"] = max(q["longest_wait_s"], waited)
-            else:
-                in_progress.append({
-                    "call_id": call.id, "case_id": info.case_id, "field": call.field, "region": call.region,
-                    "kiosk": info.kiosk.name, "clerk": info.clerk.name if info.clerk else None,
-                    "state": call.state.value,
-                    "since_s": round(now - (call.accepted_at or call.requested_at), 1),
-                })
-        clerks = []
-        for sid, clerk in self.sid_clerks.items():
-            state = self.engine.clerks.get(clerk.id)
-            if state is None or self.clerk_sids.get(clerk.id) != sid:
-                continue
-            clerks.append({"id": clerk.id, "name": clerk.name, "center": clerk.center, "fields": list(clerk.fields),
-                           "regions": list(clerk.regions), "status": state.status.value, "call_id": state.call_id})
-        return {
-            "queues": sorted(queues.values(), key=lambda q: -q["longest_wait_s"]),
-            "clerks": sorted(clerks, key=lambda c: c["name"]),
-            "calls": in_progress,
-            "kiosks_online": len(self.kiosk_sids),
-        }
-
     # ------------------------------------------------------------ checks
 
     def _kiosk_call(self, kiosk: Kiosk, call_id: str) -> Call:
