@@ -83,8 +83,8 @@ class RestartTiming:
     """When a connection counts as lost (docs/protocol.md, "Lost media"), in seconds. aiortc reports
     ``failed`` but has no ``disconnected``, so its other sign of loss is an attempt that never connects."""
 
-    connect_timeout_s: float = 15.0  # not connected this long after the offer was sent (offerer) or answered
-    restart_wait_s: float = 20.0  # the answerer's wait for the offerer's restart offer
+    connect_timeout_s: float = 20.0  # not connected this long after the offer was sent (offerer) or answered
+    restart_wait_s: float = 30.0  # the answerer's wait for the offerer's restart offer (longer than it takes to notice)
 
 
 # -- one peer connection ----------------------------------------------------------------------------------------------

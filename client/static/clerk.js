@@ -718,6 +718,7 @@
     call.mediaNote = media.note;
     VW.attachStream(el.localVideo, media.stream);
     const rtc = new VW.CallPeer({
+      role: 'answerer',
       iceServers: msg.ice_servers,
       stream: media.stream,
       onSignal: (payload) => {
@@ -729,6 +730,13 @@
         if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
       },
       onIceState: (ice) => onIceState(call, rtc, ice),
+      // the kiosk replaced the lost connection (peer.js): report the new one's media_connected too
+      onRestart: () => {
+        call.mediaReported = false;
+      },
+      onFailed: () => {
+        if (call.rtc === rtc) send('media_failed', { call_id: call.id });
+      },
     });
     call.rtc = rtc;
     const waiting = call.signals;
@@ -885,6 +893,7 @@
     const call = state.call && state.call.id === msg.call_id ? state.call : state.ended.get(msg.call_id);
     if (!call) return; // e.g. a call cancelled while it rang: ring_ended said it
     if (!call.over) finishCall(call, msg.reason, msg.by);
+    if (msg.reason === 'media_failed') setNotice(t('mediaFailed'), 'warn');
     if (msg.wrap_up === true) startWrapup(call);
   }
 

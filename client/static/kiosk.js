@@ -916,6 +916,7 @@
     call.mediaReported = false;
     const callId = call.id;
     const rtc = new VW.CallPeer({
+      role: 'offerer',
       iceServers: msg.ice_servers,
       stream: call.stream,
       onSignal: (payload) => {
@@ -927,6 +928,13 @@
         if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
       },
       onIceState: (ice) => onIceState(call, rtc, ice),
+      // the lost connection is replaced (peer.js): report the new one's media_connected too
+      onRestart: () => {
+        call.mediaReported = false;
+      },
+      onFailed: () => {
+        if (call.rtc === rtc) VW.send(state.socket, 'media_failed', { call_id: callId }, ACK_TIMEOUT_MS);
+      },
     });
     call.rtc = rtc;
     VW.attachStream(el.previewVideo, null);
@@ -968,6 +976,8 @@
     const to = msg.transferred_to;
     if (msg.reason === 'transferred' && to && typeof to.call_id === 'string' && to.call_id) {
       transferCall(call, to);
+    } else if (msg.reason === 'media_failed') {
+      showError('errMediaFailed'); // the connection was lost and could not be restored
     } else if (state.phase === 'call' || (call.matched && msg.reason === 'hangup')) {
       showRating(call, msg.reason !== 'hangup');
     } else if (msg.by === 'visitor' && msg.reason === 'cancelled') {

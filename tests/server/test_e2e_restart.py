@@ -1,73 +1,27 @@
 """A call whose first peer connection fails: the bots (aiortc) restart the media once on a new connection, through
 the running server; when that fails too, the call ends with ``media_failed`` for both.
 
-The failure is real ICE failure: :func:`break_attempts` makes the chosen attempts' peer connections keep their
-ICE candidates to themselves and ignore the other side's (their descriptions still say end-of-candidates), so
-neither side has a candidate pair to check and aioice gives up at once. Later attempts are untouched.
+The failure is real ICE failure: the ``break_attempts`` fixture (tests/sabotage.py) makes the chosen attempts'
+peer connections keep their ICE candidates to themselves and ignore the other side's (their descriptions still
+say end-of-candidates), so neither side has a candidate pair to check and aioice gives up at once. Later
+attempts are untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from client import peerlink
 from client.bot import ClerkBot, KioskBot
-from client.channel import Payload
 from client.ice import allow_loopback_candidates
 from server.db import calls
 from server.keys import RECORDS
+from tests.conftest import BreakAttempts
 from tests.server.conftest import Harness
-
-CANDIDATE = re.compile(r"^a=candidate:.*\r?\n", re.MULTILINE)
-
-BreakAttempts = Callable[[set[int]], None]
-
-
-class DeafMutePeerLink(peerlink.PeerLink):
-    """A peer connection that, on the attempts in ``broken``, neither gives nor takes ICE candidates."""
-
-    broken: ClassVar[set[int]] = set()
-
-    @property
-    def is_broken(self) -> bool:
-        return self.attempt in self.broken
-
-    def _strip(self, description: Mapping[str, Any]) -> Payload:
-        return {**description, "sdp": CANDIDATE.sub("", str(description["sdp"]))}
-
-    async def offer(self) -> Payload:
-        offer = await super().offer()
-        return self._strip(offer) if self.is_broken else offer
-
-    async def answer(self, offer: Mapping[str, Any]) -> Payload:
-        answer = await super().answer(self._strip(offer) if self.is_broken else offer)
-        return self._strip(answer) if self.is_broken else answer
-
-    async def accept_answer(self, answer: Mapping[str, Any]) -> None:
-        await super().accept_answer(self._strip(answer) if self.is_broken else answer)
-
-    async def add_candidate(self, data: Mapping[str, Any]) -> None:
-        if not self.is_broken:
-            await super().add_candidate(data)
-
-
-@pytest.fixture
-def break_attempts(monkeypatch: pytest.MonkeyPatch) -> BreakAttempts:
-    """``break_attempts({0})``: from now on, every bot's first peer connection of a call fails ICE."""
-    monkeypatch.setattr(peerlink, "PeerLink", DeafMutePeerLink)
-    monkeypatch.setattr(DeafMutePeerLink, "broken", set())
-
-    def set_broken(attempts: set[int]) -> None:
-        DeafMutePeerLink.broken = set(attempts)
-
-    return set_broken
 
 
 @asynccontextmanager
