@@ -44,7 +44,8 @@ class BrokenPeerLink(peerlink.PeerLink):
     def _incoming(self, description: Mapping[str, Any]) -> Mapping[str, Any]:
         if not self.is_broken:
             return description
-        return {**description, "sdp": CANDIDATE_LINE.sub("", str(description["sdp"]))}
+        # no candidates, and none to come: a browser trickles its own (ignored here) and never says the end
+        return {**description, "sdp": end_of_candidates(CANDIDATE_LINE.sub("", str(description["sdp"])))}
 
     async def offer(self) -> Payload:
         return self._outgoing(await super().offer())
@@ -58,6 +59,23 @@ class BrokenPeerLink(peerlink.PeerLink):
     async def add_candidate(self, data: Mapping[str, Any]) -> None:
         if not self.is_broken:
             await super().add_candidate(data)
+
+
+def end_of_candidates(sdp: str) -> str:
+    """``sdp`` with ``a=end-of-candidates`` in every media section."""
+    sections: list[list[str]] = [[]]
+    for line in sdp.split("\r\n"):
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    out = sections[0]
+    for section in sections[1:]:
+        while section and section[-1] == "":
+            section.pop()
+        if "a=end-of-candidates" not in section:
+            section.append("a=end-of-candidates")
+        out = [*(line for line in out if line), *section]
+    return "\r\n".join(out) + "\r\n"
 
 
 @contextmanager
