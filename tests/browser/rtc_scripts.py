@@ -1,8 +1,8 @@
-"""Init scripts that bend a page's RTCPeerConnection for a test (test-only; the pages are not changed).
+"""Scripts run in the pages for tests only (the pages are not changed).
 
-Each subclasses whatever ``window.RTCPeerConnection`` is when it runs (so it composes with
-:data:`tests.browser.pages.TRACK_PEERS_JS` in either order) and is installed with :func:`install` before the
-page is opened.
+:data:`BREAK_FIRST_PEERS_JS` subclasses whatever ``window.RTCPeerConnection`` is when it runs (so it composes
+with :data:`tests.browser.pages.TRACK_PEERS_JS` in either order) and is installed with :func:`install` before
+the page is opened; :data:`SELECTED_PAIR_JS` reads getStats.
 """
 
 from __future__ import annotations
@@ -55,51 +55,6 @@ BREAK_FIRST_PEERS_JS = """
     }
   }
   window.RTCPeerConnection = BrokenPeerConnection;
-}
-"""
-
-# Loopback only: candidates on any address but 127.0.0.1 or ::1 are neither sent (the page's onicecandidate
-# never sees them) nor accepted (addIceCandidate and the remote SDP), so ICE can only pair loopback candidates,
-# as on a host whose only interface is loopback. `window.__vwCandidates` counts what was let through and held back.
-LOOPBACK_ONLY_JS = """
-() => {
-  const Base = window.RTCPeerConnection;
-  const seen = (window.__vwCandidates = { sent: [], dropped: [] });
-  const address = (text) => String(text || '').split(' ')[4] || '';
-  const loopback = (text) => ['127.0.0.1', '::1'].includes(address(text));
-  class LoopbackPeerConnection extends Base {
-    set onicecandidate(handler) {
-      super.onicecandidate = handler && ((ev) => {
-        const c = ev.candidate;
-        if (c && c.candidate && !loopback(c.candidate)) {
-          seen.dropped.push(c.candidate);
-          return undefined;
-        }
-        if (c && c.candidate) seen.sent.push(c.candidate);
-        return handler.call(this, ev);
-      });
-    }
-    get onicecandidate() {
-      return super.onicecandidate;
-    }
-    addIceCandidate(candidate, ...rest) {
-      if (candidate && candidate.candidate && !loopback(candidate.candidate)) {
-        seen.dropped.push(candidate.candidate);
-        return Promise.resolve();
-      }
-      return super.addIceCandidate(candidate, ...rest);
-    }
-    setRemoteDescription(description) {
-      if (description && description.sdp) {
-        const lines = description.sdp.split('\\r\\n').filter((line) => {
-          return !line.startsWith('a=candidate:') || loopback(line.slice('a='.length));
-        });
-        description = { type: description.type, sdp: lines.join('\\r\\n') };
-      }
-      return super.setRemoteDescription(description);
-    }
-  }
-  window.RTCPeerConnection = LoopbackPeerConnection;
 }
 """
 
