@@ -158,8 +158,10 @@
       if (this.attempt >= MAX_ATTEMPT) {
         this._giveUp();
       } else if (this.role === 'offerer') {
-        // at once, so that the old connection's later events and signals are already stale
+        // at once, so that the old connection's later events and signals are already stale; and a step still
+        // pending on the old connection (a closed one may never settle it) must not hold up the new offer
         this._replace(this.attempt + 1);
+        this.chain = Promise.resolve();
         this.offer();
       } else {
         this._arm('restart_wait', RESTART_WAIT_MS);
