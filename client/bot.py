@@ -40,7 +40,14 @@ from client.channel import (
     text_of,
 )
 from client.media import MediaCounter
-from client.peerlink import PeerLink, candidate_from_json, description_to_json, ice_servers_from
+from client.peerlink import (
+    CallLink,
+    PeerLink,
+    RestartTiming,
+    candidate_from_json,
+    description_to_json,
+    ice_servers_from,
+)
 from client.recorderlink import RecorderSide, SenderHook
 
 logger = logging.getLogger(__name__)
@@ -68,6 +75,8 @@ class KioskResult:
     clerk_name: str | None
     video_packets: int = 0  # RTP packets received, from getStats
     audio_packets: int = 0
+    restarts: int = 0  # peer connections replaced after the first was lost (frames count on the last one)
+    ended_reason: str | None = None  # from `call_ended`, when the server ended the call
 
     def summary(self) -> str:
         def secs(value: float | None) -> str:
@@ -80,6 +89,7 @@ class KioskResult:
             f"waited {secs(self.queue_wait_s)}, media after {secs(self.time_to_media_s)}; "
             f"received {self.video_frames} video frames ({size}) in {self.video_packets} packets and "
             f"{self.audio_frames} audio frames in {self.audio_packets} packets"
+            + (f"; media restarted {self.restarts} time(s)" if self.restarts else "")
         )
 
 
@@ -100,6 +110,7 @@ class KioskBot:
         request_timeout_s: float = 10.0,
         recording_consent: bool | None = None,
         on_recorder_created: SenderHook | None = None,
+        timing: RestartTiming | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -110,12 +121,14 @@ class KioskBot:
         self.recording_consent = recording_consent  # the answer to the recording notice, sent with request_call
         #: The kiosk's connection to the server's recorder, for calls that are recorded.
         self.recorder = RecorderSide(on_recorder_created)
+        self.timing = timing
         self._reset()
 
     def _reset(self) -> None:
         self.welcome: Payload | None = None
         self.call_id: str | None = None
-        self._peer: PeerLink | None = None
+        self._link: CallLink | None = None
+        self._restarts = 0
         self._requested_at: float | None = None
         self._matched_at: float | None = None
         self._queue_wait_s: float | None = None
@@ -177,9 +190,16 @@ class KioskBot:
             clerk_name=self._clerk_name,
             video_packets=video_packets,
             audio_packets=audio_packets,
+            restarts=self._restarts,
+            ended_reason=self._ended[0] if self._ended else None,
         )
         logger.info("kiosk: %s", result.summary())
         return result
+
+    @property
+    def _peer(self) -> PeerLink | None:
+        """The peer connection of the current attempt."""
+        return self._link.peer if self._link is not None else None
 
     async def _pump(self, channel: Channel, deadline: float, done: Callable[[], bool]) -> None:
         while not done():
@@ -189,31 +209,27 @@ class KioskBot:
         event, payload = item.event, item.payload
         if item.source is not None and item.source is not self._peer:
             return  # an event of a peer connection already closed
-        if event not in ("_pc_state", "_media", "_disconnected") and text_of(payload, "call_id") != self.call_id:
+        if not event.startswith("_") and text_of(payload, "call_id") != self.call_id:
             logger.debug("kiosk: %s for another call, ignored", event)
             return
         if event == "queued":
             logger.info("kiosk: queued at %s (%s)", payload.get("position"), payload.get("reason") or "waiting")
-            if payload.get("reason") == "clerk_disconnected" and self._peer is not None:
-                await self._peer.close()
-                self._peer = None
+            if payload.get("reason") == "clerk_disconnected" and self._link is not None:
+                await self._close_link()
                 self._matched_at = None
         elif event == "ringing":
             logger.info("kiosk: a clerk is being rung")
         elif event == "matched":
             await self._on_matched(channel, payload)
         elif event == "signal":
-            if self._peer is None:
+            if self._link is None:
                 logger.warning("kiosk: signal before matched, ignored")
-            elif isinstance(payload.get("description"), Mapping):
-                description = mapping_of(payload, "description")
-                if description.get("type") != "answer":
-                    raise BotError(f"kiosk expected an answer, got {description.get('type')!r}")
-                await self._peer.accept_answer(description)
-            elif isinstance(payload.get("candidate"), Mapping):
-                await self._peer.add_candidate(mapping_of(payload, "candidate"))
-        elif event == "_pc_state":
-            await self._on_pc_state(channel, text_of(payload, "state"))
+            else:
+                await self._link.on_signal(payload)
+        elif event == "_pc_state" and self._link is not None:
+            await self._link.on_state(text_of(payload, "state"))
+        elif event == "_media_timer" and self._link is not None:
+            await self._link.on_timer(payload)
         elif event == "recorder_lost":
             await self.recorder.begin(text_of(payload, "call_id"), channel.call)
         elif event == "call_ended":
@@ -233,27 +249,21 @@ class KioskBot:
         self._matched_at = now
         self._clerk_name = text_of(mapping_of(payload, "peer"), "name") or None
         logger.info("kiosk: matched with clerk %s", self._clerk_name)
-        if self._peer is not None:
-            await self._peer.close()
+        await self._close_link()
         caption = [self.caption, text_of(payload, "field") or self.field]
-        self._peer = PeerLink(
-            self.call_id, ice_servers_from(payload.get("ice_servers")), caption, channel.queue.put_nowait
+        self._link = CallLink(
+            self.call_id, "offerer", ice_servers_from(payload.get("ice_servers")), caption,
+            channel.queue.put_nowait, channel.call, timing=self.timing,
         )
-        offer = await self._peer.offer()
-        await channel.call("signal", {"call_id": self.call_id, "description": offer})
+        await self._link.start()
         if payload.get("recording") is True:
             await self.recorder.begin(self.call_id, channel.call, caption)
 
-    async def _on_pc_state(self, channel: Channel, state: str) -> None:
-        peer = self._peer
-        assert peer is not None and self.call_id is not None
-        logger.info("kiosk: call %s connection %s", self.call_id, state)
-        if state == "connected" and not peer.media_connected_sent:
-            peer.media_connected_sent = True
-            logger.info("kiosk: call %s ICE connected via %s", self.call_id, peer.describe_pair())
-            await channel.call("media_connected", {"call_id": self.call_id})
-        elif state == "failed":
-            raise BotError("ICE failed")
+    async def _close_link(self) -> None:
+        if self._link is not None:
+            self._restarts += self._link.restarts
+            await self._link.close()
+            self._link = None
 
     async def _finish(self, channel: Channel) -> None:
         if self.call_id and self._ended is None and channel.connected:
@@ -269,7 +279,7 @@ class KioskBot:
                 if getattr(stat, "type", "") == "inbound-rtp" and getattr(stat, "kind", "") in packets:
                     packets[stat.kind] += int(getattr(stat, "packetsReceived", 0) or 0)
             self._packets = (packets["video"], packets["audio"])
-            await peer.close()
+            await self._close_link()
             video, audio = peer.video, peer.audio
             self._counts = (
                 video.frames if video else 0,
@@ -293,6 +303,7 @@ class CallStats:
     audio_frames: int = 0
     video_size: tuple[int, int] | None = None
     media_connected: bool = False
+    restarts: int = 0  # peer connections replaced after the first was lost (frames count on the last one)
     wrapped_up: bool = False
     ended_reason: str | None = None
     ended_by: str | None = None
@@ -322,6 +333,7 @@ class ClerkBot:
         request_timeout_s: float = 10.0,
         connect_timeout_s: float = 30.0,
         on_recorder_created: SenderHook | None = None,
+        timing: RestartTiming | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -330,6 +342,7 @@ class ClerkBot:
         self.center = center
         self.request_timeout_s = request_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.timing = timing
         self.name = ""
         self.status = ""
         self.welcome: Payload | None = None
@@ -338,7 +351,7 @@ class ClerkBot:
         #: Set once connected, welcomed and available.
         self.ready = asyncio.Event()
         self._channel: Channel | None = None
-        self._peer: PeerLink | None = None
+        self._link: CallLink | None = None
         self._current: CallStats | None = None
         self._want_available = True
         self._stopping = False
@@ -441,6 +454,11 @@ class ClerkBot:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    @property
+    def _peer(self) -> PeerLink | None:
+        """The peer connection of the current attempt."""
+        return self._link.peer if self._link is not None else None
+
     def _require_channel(self) -> Channel:
         if self._channel is None or not self._channel.connected:
             raise BotError("the clerk bot is not connected")
@@ -465,8 +483,11 @@ class ClerkBot:
             await self.recorder.begin(text_of(payload, "call_id"), channel.call)
         elif event == "signal":
             await self._on_signal(channel, payload)
-        elif event == "_pc_state":
-            await self._on_pc_state(channel, text_of(payload, "state"))
+        elif event == "_pc_state" and self._link is not None and self._current is not None:
+            if await self._link.on_state(text_of(payload, "state")):
+                self._current.media_connected = True
+        elif event == "_media_timer" and self._link is not None:
+            await self._link.on_timer(payload)
         elif event == "_media":
             if self._peer is not None and self._current is not None and self._peer.media_received:
                 self._current.media_received.set()
@@ -501,20 +522,17 @@ class ClerkBot:
 
     async def _on_matched(self, payload: Payload) -> None:
         call_id = text_of(payload, "call_id")
-        if self._peer is not None:
-            await self._peer.close()
+        await self._close_link()
         field = text_of(payload, "field")
         stats = CallStats(call_id=call_id, field=field, peer_name=text_of(mapping_of(payload, "peer"), "name"))
         self.calls.append(stats)
         self._current = stats
         caption = [line for line in (self.name or "Clerk", field, self.center) if line]
         assert self._channel is not None
-        self._peer = PeerLink(
-            call_id,
-            ice_servers_from(payload.get("ice_servers")),
-            caption,
-            self._channel.queue.put_nowait,
-            on_frame=lambda counter: self._count(stats, counter),
+        self._link = CallLink(
+            call_id, "answerer", ice_servers_from(payload.get("ice_servers")), caption,
+            self._channel.queue.put_nowait, self._channel.call,
+            on_frame=lambda counter: self._count(stats, counter), timing=self.timing,
         )
         logger.info("clerk %s: matched on %s with %s", self.name, call_id, stats.peer_name)
 
@@ -527,36 +545,21 @@ class ClerkBot:
             stats.audio_frames = counter.frames
 
     async def _on_signal(self, channel: Channel, payload: Payload) -> None:
-        peer = self._peer
-        if peer is None or peer.call_id != text_of(payload, "call_id"):
+        link = self._link
+        if link is None or link.call_id != text_of(payload, "call_id"):
             logger.warning(
                 "clerk %s: signal for %s without a matching call, ignored", self.name, payload.get("call_id")
             )
             return
-        if isinstance(payload.get("description"), Mapping):
-            description = mapping_of(payload, "description")
-            if description.get("type") != "offer":
-                logger.warning("clerk %s: expected an offer, got %r", self.name, description.get("type"))
-                return
-            answer = await peer.answer(description)
-            await channel.call("signal", {"call_id": peer.call_id, "description": answer})
-        elif isinstance(payload.get("candidate"), Mapping):
-            await peer.add_candidate(mapping_of(payload, "candidate"))
+        await link.on_signal(payload)
 
-    async def _on_pc_state(self, channel: Channel, state: str) -> None:
-        peer, stats = self._peer, self._current
-        if peer is None or stats is None:
-            return
-        logger.info("clerk %s: call %s connection %s", self.name, peer.call_id, state)
-        if state == "connected" and not peer.media_connected_sent:
-            peer.media_connected_sent = True
-            stats.media_connected = True
-            logger.info("clerk %s: call %s ICE connected via %s", self.name, peer.call_id, peer.describe_pair())
-            await channel.call("media_connected", {"call_id": peer.call_id})
-        elif state == "failed":
-            logger.warning("clerk %s: call %s ICE failed, hanging up", self.name, peer.call_id)
-            with contextlib.suppress(ProtocolError):
-                await channel.call("hangup", {"call_id": peer.call_id})
+    async def _close_link(self) -> None:
+        if self._link is not None:
+            stats = self.call(self._link.call_id)
+            if stats is not None:
+                stats.restarts = self._link.restarts
+            await self._link.close()
+            self._link = None
 
     async def _on_call_ended(self, channel: Channel, payload: Payload) -> None:
         stats = self.call(text_of(payload, "call_id"))
@@ -567,9 +570,8 @@ class ClerkBot:
         stats.ended_reason = text_of(payload, "reason")
         stats.ended_by = text_of(payload, "by")
         logger.info("clerk %s: call %s ended: %s by %s", self.name, stats.call_id, stats.ended_reason, stats.ended_by)
-        if self._peer is not None and self._peer.call_id == stats.call_id:
-            await self._peer.close()
-            self._peer = None
+        if self._link is not None and self._link.call_id == stats.call_id:
+            await self._close_link()
         if self._current is stats:
             self._current = None
         if payload.get("wrap_up") is True and self.wrap_up:
@@ -607,9 +609,7 @@ class ClerkBot:
             except BotError as exc:
                 logger.warning("clerk %s: hangup failed: %s", self.name, exc)
         await self.recorder.end()
-        if self._peer is not None:
-            await self._peer.close()
-            self._peer = None
+        await self._close_link()
         if self._current is not None:
             self._current.ended_reason = self._current.ended_reason or "bot_stopped"
             self._current.ended.set()

@@ -1,19 +1,25 @@
-"""One aiortc peer connection of a bot call, with its synthetic media, frame counters and ICE helpers."""
+"""The media of a bot call: one aiortc peer connection per attempt (:class:`PeerLink`), with its synthetic media,
+frame counters and ICE helpers, and :class:`CallLink`, which replaces a lost connection once (the media restart of
+docs/protocol.md) before it reports ``media_failed``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from client.channel import Incoming, Payload, text_of
+from client.channel import Incoming, Payload, ProtocolError, mapping_of, text_of
 from client.ice import selected_candidate_pair
 from client.media import CaptionVideoTrack, MediaCounter, ToneAudioTrack
+from signaling.messages import MAX_ATTEMPT
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,33 @@ def description_to_json(description: RTCSessionDescription) -> Payload:
     return {"type": description.type, "sdp": description.sdp}
 
 
+Role = Literal["offerer", "answerer"]
+Recovery = Literal["restart", "await_restart", "give_up"]
+
+
+def after_loss(role: Role, attempt: int) -> Recovery:
+    """What a side does when the connection of ``attempt`` is lost: the offerer (kiosk) opens the next attempt,
+    the answerer (clerk) waits for its offer; once the one restart is spent, both give up (``media_failed``)."""
+    if attempt >= MAX_ATTEMPT:
+        return "give_up"
+    return "restart" if role == "offerer" else "await_restart"
+
+
+def signal_attempt(payload: Mapping[str, Any]) -> int:
+    """The ``attempt`` of a relayed ``signal`` (``0`` when left out)."""
+    attempt = payload.get("attempt", 0)
+    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0
+
+
+@dataclass(frozen=True)
+class RestartTiming:
+    """When a connection counts as lost (docs/protocol.md, "Lost media"), in seconds. aiortc reports
+    ``failed`` but has no ``disconnected``, so its other sign of loss is an attempt that never connects."""
+
+    connect_timeout_s: float = 20.0  # not connected this long after the offer was sent (offerer) or answered
+    restart_wait_s: float = 30.0  # the answerer's wait for the offerer's restart offer (longer than it takes to notice)
+
+
 # -- one peer connection ----------------------------------------------------------------------------------------------
 
 _peer_ids = itertools.count(1)
@@ -74,9 +107,11 @@ class PeerLink:
         post: Callable[[Incoming], None],
         *,
         on_frame: Callable[[MediaCounter], None] | None = None,
+        attempt: int = 0,
     ) -> None:
         self.id = next(_peer_ids)
         self.call_id = call_id
+        self.attempt = attempt
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
         self.video: MediaCounter | None = None
         self.audio: MediaCounter | None = None
@@ -177,3 +212,159 @@ class PeerLink:
                 await counter.stop()
 
 
+
+
+# -- the media of one call, across its attempts -----------------------------------------------------------------------
+
+Send = Callable[[str, Payload], Awaitable[Payload]]
+
+
+class CallLink:
+    """The media of one call: a :class:`PeerLink` per attempt, replaced once when it is lost.
+
+    The bot hands it the ``signal`` s of the call (:meth:`on_signal`) and the events of its current peer
+    (``_pc_state`` to :meth:`on_state`, ``_media_timer`` to :meth:`on_timer`); it sends what it must through
+    ``send`` (the channel's acknowledged emit): offers and answers with their ``attempt``, ``media_connected``
+    once per attempt and, when the restart did not help, ``media_failed``. Its timers are posted to ``post``
+    as ``_media_timer`` events of the peer that armed them, so a bot drops those of a replaced peer as it
+    drops that peer's other events.
+    """
+
+    def __init__(
+        self,
+        call_id: str,
+        role: Role,
+        ice_servers: list[RTCIceServer],
+        caption: Sequence[str],
+        post: Callable[[Incoming], None],
+        send: Send,
+        *,
+        on_frame: Callable[[MediaCounter], None] | None = None,
+        timing: RestartTiming | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.role: Role = role
+        self.timing = timing or RestartTiming()
+        self.restarts = 0
+        self.gave_up = False  # media_failed was sent
+        self._ice_servers = ice_servers
+        self._caption = list(caption)
+        self._post = post
+        self._send = send
+        self._on_frame = on_frame
+        self._timer: asyncio.TimerHandle | None = None
+        self.peer = self._new_peer(0)
+
+    @property
+    def attempt(self) -> int:
+        return self.peer.attempt
+
+    def _new_peer(self, attempt: int) -> PeerLink:
+        return PeerLink(self.call_id, self._ice_servers, self._caption, self._post, on_frame=self._on_frame,
+                        attempt=attempt)
+
+    async def start(self) -> None:
+        """The offerer's first step (and each restart's): send the offer of the current attempt."""
+        offer = await self.peer.offer()
+        await self._signal({"description": offer})
+        self._arm("connect", self.timing.connect_timeout_s)
+
+    async def on_signal(self, payload: Mapping[str, Any]) -> None:
+        """A ``signal`` from the other side: applied to the current attempt; a newer offer replaces it (answerer);
+        one of a replaced attempt is dropped."""
+        attempt = signal_attempt(payload)
+        description = mapping_of(payload, "description")
+        if attempt < self.attempt:
+            logger.debug("call %s: signal of replaced attempt %d dropped", self.call_id, attempt)
+            return
+        if attempt > self.attempt:
+            if self.role != "answerer" or description.get("type") != "offer":
+                logger.warning("call %s: signal of attempt %d that has not started, ignored", self.call_id, attempt)
+                return
+            logger.info("call %s: the kiosk restarts the media (attempt %d)", self.call_id, attempt)
+            await self._replace(attempt)
+        if description:
+            await self._on_description(description)
+        elif isinstance(payload.get("candidate"), Mapping):
+            await self.peer.add_candidate(mapping_of(payload, "candidate"))
+
+    async def _on_description(self, description: Mapping[str, Any]) -> None:
+        kind = description.get("type")
+        if self.role == "answerer" and kind == "offer":
+            answer = await self.peer.answer(description)
+            await self._signal({"description": answer})
+            self._arm("connect", self.timing.connect_timeout_s)
+        elif self.role == "offerer" and kind == "answer":
+            await self.peer.accept_answer(description)
+        else:
+            logger.warning("call %s: the %s got a description of type %r, ignored", self.call_id, self.role, kind)
+
+    async def on_state(self, state: str) -> bool:
+        """The current peer's ``connectionState`` changed; True when it has just connected (for the first time in
+        this attempt, after which ``media_connected`` has been sent)."""
+        logger.info("call %s: connection %s (attempt %d)", self.call_id, state, self.attempt)
+        if state == "connected":
+            self._disarm()
+            if not self.peer.media_connected_sent:
+                self.peer.media_connected_sent = True
+                logger.info("call %s: ICE connected via %s", self.call_id, self.peer.describe_pair())
+                await self._send("media_connected", {"call_id": self.call_id})
+                return True
+        elif state == "failed":
+            await self._lost("ICE failed")
+        return False
+
+    async def on_timer(self, payload: Mapping[str, Any]) -> None:
+        """A ``_media_timer`` of the current peer went off."""
+        if text_of(payload, "kind") == "restart_wait":
+            await self._give_up("no restart offer came")
+        elif self.peer.pc.connectionState != "connected":
+            await self._lost(f"not connected within {self.timing.connect_timeout_s:g} s")
+
+    async def _lost(self, why: str) -> None:
+        if self.gave_up:
+            return
+        recovery = after_loss(self.role, self.attempt)
+        logger.warning("call %s: connection lost at attempt %d (%s): %s", self.call_id, self.attempt, why,
+                       recovery.replace("_", " "))
+        if recovery == "restart":
+            await self._replace(self.attempt + 1)
+            await self.start()
+        elif recovery == "await_restart":
+            self._arm("restart_wait", self.timing.restart_wait_s)
+        else:
+            await self._give_up(why)
+
+    async def _replace(self, attempt: int) -> None:
+        self._disarm()
+        old = self.peer
+        self.peer = self._new_peer(attempt)
+        self.restarts += 1
+        await old.close()
+
+    async def _give_up(self, why: str) -> None:
+        self._disarm()
+        if self.gave_up:
+            return
+        self.gave_up = True
+        logger.warning("call %s: media failed (%s); telling the server", self.call_id, why)
+        with contextlib.suppress(ProtocolError):  # the other side may have reported it first
+            await self._send("media_failed", {"call_id": self.call_id})
+
+    async def _signal(self, body: Payload) -> None:
+        attempt = {"attempt": self.attempt} if self.attempt else {}
+        await self._send("signal", {"call_id": self.call_id, **body, **attempt})
+
+    def _arm(self, kind: str, delay_s: float) -> None:
+        self._disarm()
+        event = Incoming("_media_timer", {"kind": kind, "attempt": self.attempt}, self.peer)
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._post, event)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def close(self) -> None:
+        self._disarm()
+        await self.peer.close()

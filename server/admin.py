@@ -27,7 +27,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import exports, stats
+from server import exports, liveboard, stats
 from server.auth import require_role
 from server.followups import assign_followup, followups_page, resolve_followup
 from server.i18n import translations
@@ -65,7 +65,7 @@ from server.sessions import session_detail, sessions_page
 async def live_payload(app: web.Application, names: Labels) -> dict[str, Any]:
     """The live board's figures, with names in the language of ``names``."""
     settings = app[SETTINGS]
-    snap = app[SWITCHBOARD].snapshot()
+    snap = liveboard.snapshot(app[SWITCHBOARD])
     for q in snap["queues"]:
         q["field_name"] = names.field(q["field"])
         q["district_name"] = names.region(q["district"])

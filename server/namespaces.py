@@ -103,6 +103,7 @@ class KioskNamespace(_Namespace[Kiosk]):
             "signal": (messages.Signal, sb.kiosk_signal),
             "media_connected": (messages.CallRef, sb.kiosk_media_connected),
             "recorder_offer": (messages.RecorderOffer, sb.kiosk_recorder_offer),
+            "media_failed": (messages.CallRef, sb.kiosk_media_failed),
             "rate": (messages.Rate, sb.rate),
             "request_callback": (messages.CallbackRequest, sb.request_callback),
         }
@@ -147,6 +148,7 @@ class ClerkNamespace(_Namespace[Clerk]):
             "signal": (messages.Signal, sb.clerk_signal),
             "media_connected": (messages.CallRef, sb.clerk_media_connected),
             "recorder_offer": (messages.RecorderOffer, sb.clerk_recorder_offer),
+            "media_failed": (messages.CallRef, sb.clerk_media_failed),
             "wrap_up": (messages.WrapUp, sb.wrap_up),
             "transfer": (messages.Transfer, sb.transfer),
         }

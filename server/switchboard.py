@@ -39,6 +39,7 @@ from signaling.decisions import (
     StageWidened,
 )
 from signaling.errors import SignalingError
+from signaling.media import SignalRoute, route_signal
 from signaling.messages import (
     CallbackRequest,
     CallRef,
@@ -84,6 +85,7 @@ class CallInfo:
     media_reported: set[str] = dataclasses.field(default_factory=set)
     consent: bool | None = None  # the visitor's answer to the recording notice (None: not asked)
     record: bool = False  # whether the participants send their media to the recorder too
+    media_attempt: int = 0  # the peer connection in use: 0 the first, 1 after the one restart
 
 
 @dataclass
@@ -150,8 +152,10 @@ class Switchboard:
             "call": resumed,
         }, sid, KIOSK_NS)
         if held is not None and resumed is not None:
+            # the engine first (no await in between): a disconnect handled meanwhile must see the call resumed
+            decisions = self.engine.resume(held.id, self.clock.now())
             await self.records.call_event(held.id, "resumed", f"kiosk:{kiosk.id}")
-            await self._run(self.engine.resume(held.id, self.clock.now()))
+            await self._run(decisions)
 
     async def kiosk_disconnected(self, sid: str) -> None:
         kiosk = self.sid_kiosks.pop(sid, None)
@@ -166,8 +170,10 @@ class Switchboard:
         now = self.clock.now()
         grace = self.settings.reconnect_grace_s
         if grace > 0 and call.state in (CallState.QUEUED, CallState.RINGING):
+            # the engine first (no await in between): a kiosk that reconnects meanwhile must find its call held
+            decisions = self.engine.hold(call.id, now, now + grace)
             await self.records.call_event(call.id, "held", "system", {"grace_s": grace})
-            await self._run(self.engine.hold(call.id, now, now + grace))
+            await self._run(decisions)
         elif call.state is not CallState.HELD:
             await self._run(self.engine.end_call(call.id, now, EndReason.VISITOR_DISCONNECTED, "visitor"))
 
@@ -247,10 +253,12 @@ class Switchboard:
         call = self._kiosk_call(kiosk, msg.call_id)
         if call.state not in (CallState.CONNECTING, CallState.ACTIVE) or call.clerk_id is None:
             raise SignalingError(errors.WRONG_STATE, "the call has not been answered yet")
+        if not await self._route_signal(call, msg, f"kiosk:{kiosk.id}", from_offerer=True):
+            return {"relayed": False}
         sid = self.clerk_sids.get(call.clerk_id)
         if sid is not None:
             await self.emit("signal", to_builtins(msg), sid, CLERK_NS)
-        return {}
+        return {"relayed": sid is not None}
 
     async def kiosk_media_connected(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
         call = self._kiosk_call(kiosk, msg.call_id)
@@ -260,6 +268,11 @@ class Switchboard:
     async def kiosk_recorder_offer(self, kiosk: Kiosk, msg: RecorderOffer) -> dict[str, Any]:
         call = self._kiosk_call(kiosk, msg.call_id)
         return await self._recorder_offer(call, "visitor", f"kiosk:{kiosk.id}", msg.sdp)
+
+    async def kiosk_media_failed(self, kiosk: Kiosk, msg: CallRef) -> dict[str, Any]:
+        call = self._kiosk_call(kiosk, msg.call_id)
+        await self._media_failed(call, "visitor")
+        return {}
 
     async def rate(self, kiosk: Kiosk, msg: Rate) -> dict[str, Any]:
         return await self.casework.rate(kiosk, msg)
@@ -273,8 +286,31 @@ class Switchboard:
         info = self.calls[call.id]
         if side not in info.media_reported:
             info.media_reported.add(side)
-            await self.records.call_event(call.id, "media_connected", actor, {"side": side})
+            await self.records.call_event(call.id, "media_connected", actor,
+                                          {"side": side, "attempt": info.media_attempt})
         await self._run(self.engine.media_connected(call.id, self.clock.now()))
+
+    async def _route_signal(self, call: Call, msg: Signal, actor: str, from_offerer: bool) -> bool:
+        """Whether to relay ``msg``; the kiosk's offer for the next attempt is the restart, logged first."""
+        info = self.calls[call.id]
+        route = route_signal(info.media_attempt, msg, from_offerer)
+        if route is SignalRoute.STALE:
+            logger.debug("call %s: signal of replaced attempt %d dropped", call.id, msg.attempt)
+            return False
+        if route is SignalRoute.RESTART:
+            logger.info("call %s: media restarted (attempt %d)", call.id, msg.attempt)
+            info.media_attempt = msg.attempt
+            info.media_reported.clear()
+            await self.records.call_event(call.id, "media_restarted", actor, {"attempt": msg.attempt})
+        return True
+
+    async def _media_failed(self, call: Call, side: str) -> None:
+        """A participant gave up on the media (its restart failed too, or none came): the call ends for both."""
+        if call.state not in (CallState.CONNECTING, CallState.ACTIVE):
+            raise SignalingError(errors.WRONG_STATE, f"the call is {call.state}, not answered: cancel or hang up")
+        logger.info("call %s: media failed at attempt %d, reported by the %s", call.id,
+                    self.calls[call.id].media_attempt, side)
+        await self._run(self.engine.end_call(call.id, self.clock.now(), EndReason.MEDIA_FAILED, side))
 
     async def _open_call(self, call_id: str, case_id: str, kiosk: Kiosk, field_id: str, language: str,
                          transferred_from: str | None, consent: bool | None) -> None:
@@ -322,12 +358,14 @@ class Switchboard:
         return {}
 
     async def clerk_signal(self, clerk: Clerk, msg: Signal) -> dict[str, Any]:
-        self._clerk_call(clerk, msg.call_id, answered=True)
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        if not await self._route_signal(call, msg, f"clerk:{clerk.id}", from_offerer=False):
+            return {"relayed": False}
         info = self.calls[msg.call_id]
         sid = self.kiosk_sids.get(info.kiosk.id)
         if sid is not None:
             await self.emit("signal", to_builtins(msg), sid, KIOSK_NS)
-        return {}
+        return {"relayed": sid is not None}
 
     async def wrap_up(self, clerk: Clerk, msg: WrapUp) -> dict[str, Any]:
         result = await self.casework.wrap_up(clerk, msg)
@@ -394,6 +432,11 @@ class Switchboard:
     async def clerk_media_connected(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
         call = self._clerk_call(clerk, msg.call_id, answered=True)
         await self._media_connected(call, "clerk", f"clerk:{clerk.id}")
+        return {}
+
+    async def clerk_media_failed(self, clerk: Clerk, msg: CallRef) -> dict[str, Any]:
+        call = self._clerk_call(clerk, msg.call_id, answered=True)
+        await self._media_failed(call, "clerk")
         return {}
 
     # ------------------------------------------------------------ time
@@ -561,47 +604,6 @@ class Switchboard:
                     "call_id": call_id, "position": position, "estimated_wait_s": wait,
                     "stage": call.stage, "reason": "",
                 })
-
-    # ------------------------------------------------------------ live board
-
-    def snapshot(self) -> dict[str, Any]:
-        """Live state for the administrator's board: queues, clerks, calls in progress."""
-        now = self.clock.now()
-        regions = self.settings.regions
-        queues: dict[tuple[str, str], dict[str, Any]] = {}
-        in_progress = []
-        for call in self.engine.calls.values():
-            info = self.calls.get(call.id)
-            if info is None:
-                continue
-            waited = round(now - call.requested_at, 1)
-            if call.state in (CallState.QUEUED, CallState.RINGING):
-                district = self.engine.district_of(call.region)
-                q = queues.setdefault((call.field, district), {
-                    "field": call.field, "district": district, "district_name": regions.get(district).name("en"),
-                    "waiting": 0, "ringing": 0, "longest_wait_s": 0.0})
-                q["waiting" if call.state is CallState.QUEUED else "ringing"] += 1
-                q["longest_wait_s"] = max(q["longest_wait_s"], waited)
-            else:
-                in_progress.append({
-                    "call_id": call.id, "case_id": info.case_id, "field": call.field, "region": call.region,
-                    "kiosk": info.kiosk.name, "clerk": info.clerk.name if info.clerk else None,
-                    "state": call.state.value,
-                    "since_s": round(now - (call.accepted_at or call.requested_at), 1),
-                })
-        clerks = []
-        for sid, clerk in self.sid_clerks.items():
-            state = self.engine.clerks.get(clerk.id)
-            if state is None or self.clerk_sids.get(clerk.id) != sid:
-                continue
-            clerks.append({"id": clerk.id, "name": clerk.name, "center": clerk.center, "fields": list(clerk.fields),
-                           "regions": list(clerk.regions), "status": state.status.value, "call_id": state.call_id})
-        return {
-            "queues": sorted(queues.values(), key=lambda q: -q["longest_wait_s"]),
-            "clerks": sorted(clerks, key=lambda c: c["name"]),
-            "calls": in_progress,
-            "kiosks_online": len(self.kiosk_sids),
-        }
 
     # ------------------------------------------------------------ checks
 

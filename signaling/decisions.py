@@ -20,6 +20,7 @@ class EndReason(enum.StrEnum):
     VISITOR_DISCONNECTED = "visitor_disconnected"
     CLERK_DISCONNECTED = "clerk_disconnected"
     TRANSFERRED = "transferred"  # handed on to another service field within the same case
+    MEDIA_FAILED = "media_failed"  # the peer connection failed and so did its one restart (or none came)
 
 
 class RingEndReason(enum.StrEnum):

@@ -15,6 +15,9 @@ import msgspec
 from signaling import errors
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+MAX_ATTEMPT = 1
+"""A call's media gets one restart: attempt 0 is the first peer connection, attempt 1 the one that replaces it."""
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
 
@@ -49,6 +52,7 @@ class Signal(_Message):
     call_id: Id
     description: SessionDescription | None = None
     candidate: IceCandidate | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=0, le=255)] = 0  # the peer connection it belongs to (0: the first)
 
     def __post_init__(self) -> None:
         if (self.description is None) == (self.candidate is None):

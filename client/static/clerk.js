@@ -131,6 +131,7 @@
     end_clerk_disconnected: N_('your connection was lost'),
     end_cancelled: N_('cancelled'),
     end_transferred: N_('transferred'),
+    end_media_failed: N_('the connection was lost'),
     ringEnded_timeout: N_('The call was not answered in time and went to another clerk.'),
     ringEnded_declined: N_('Call declined; it goes to the next clerk.'),
     ringEnded_cancelled: N_('The visitor cancelled the call.'),
@@ -764,6 +765,7 @@
     call.mediaNote = media.note;
     VW.attachStream(el.localVideo, media.stream);
     const rtc = new VW.CallPeer({
+      role: 'answerer',
       iceServers: msg.ice_servers,
       stream: media.stream,
       onSignal: (payload) => {
@@ -775,6 +777,13 @@
         if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
       },
       onIceState: (ice) => onIceState(call, rtc, ice),
+      // the kiosk replaced the lost connection (peer.js): report the new one's media_connected too
+      onRestart: () => {
+        call.mediaReported = false;
+      },
+      onFailed: () => {
+        if (call.rtc === rtc) send('media_failed', { call_id: call.id });
+      },
     });
     call.rtc = rtc;
     if (call.recording) startRecorder(call);
@@ -959,6 +968,9 @@
     const call = state.call && state.call.id === msg.call_id ? state.call : state.ended.get(msg.call_id);
     if (!call) return; // e.g. a call cancelled while it rang: ring_ended said it
     if (!call.over) finishCall(call, msg.reason, msg.by);
+    if (msg.reason === 'media_failed') {
+      setNotice(t('The connection was lost: the video could not be restored and the call has ended. Please log the matters.'), 'warn');
+    }
     if (msg.wrap_up === true) startWrapup(call);
   }
 

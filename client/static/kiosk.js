@@ -56,6 +56,7 @@
     errTimeout: N_('The service is not answering. Please try again.'),
     errOffline: N_('This window is offline at the moment. Please try again shortly.'),
     errConnectionLost: N_('The connection was interrupted. Please choose the service again.'),
+    errMediaFailed: N_('The video connection was lost and could not be restored. Please choose the service again.'),
     errGeneric: N_('Sorry, something went wrong. Please try again.'),
     errPhone: N_('Please enter a phone number of 5 to 20 digits (it may start with +).'),
     errDescription: N_('The description is too long (500 characters at most).'),
@@ -982,6 +983,7 @@
     call.mediaReported = false;
     const callId = call.id;
     const rtc = new VW.CallPeer({
+      role: 'offerer',
       iceServers: msg.ice_servers,
       stream: call.stream,
       onSignal: (payload) => {
@@ -993,6 +995,13 @@
         if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
       },
       onIceState: (ice) => onIceState(call, rtc, ice),
+      // the lost connection is replaced (peer.js): report the new one's media_connected too
+      onRestart: () => {
+        call.mediaReported = false;
+      },
+      onFailed: () => {
+        if (call.rtc === rtc) VW.send(state.socket, 'media_failed', { call_id: callId }, ACK_TIMEOUT_MS);
+      },
     });
     call.rtc = rtc;
     call.recording = msg.recording === true;
@@ -1061,6 +1070,8 @@
     const to = msg.transferred_to;
     if (msg.reason === 'transferred' && to && typeof to.call_id === 'string' && to.call_id) {
       transferCall(call, to);
+    } else if (msg.reason === 'media_failed') {
+      showError('errMediaFailed'); // the connection was lost and could not be restored
     } else if (state.phase === 'call' || (call.matched && msg.reason === 'hangup')) {
       showRating(call, msg.reason !== 'hangup');
     } else if (msg.by === 'visitor' && msg.reason === 'cancelled') {

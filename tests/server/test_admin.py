@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from server import liveboard
 from server.app import create_app
 from server.db import events, followups, matters, ratings
 from server.identities import Clerk
-from server.keys import DB, IDENTITIES, RECORDS, SETTINGS, SWITCHBOARD
+from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
 from server.settings import load_settings
 from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login
@@ -488,7 +489,7 @@ async def test_live_api_names_fields_and_districts(world: World, monkeypatch: py
                    "clerk": "Alice Clerk", "state": "active", "since_s": 75.0}],
         "kiosks_online": 3,
     }
-    monkeypatch.setattr(type(world.app[SWITCHBOARD]), "snapshot", lambda self: copy.deepcopy(snapshot))
+    monkeypatch.setattr(liveboard, "snapshot", lambda switchboard: copy.deepcopy(snapshot))
     await world.as_admin()
     data = await (await world.client.get("/admin/api/live")).json()
     [queue] = data["queues"]
