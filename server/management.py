@@ -15,7 +15,7 @@ from server.auth import require_role
 from server.db import users
 from server.i18n import translations
 from server.identities import Clerk
-from server.keys import DB, IDENTITIES, SETTINGS
+from server.keys import DB, IDENTITIES, SETTINGS, SWITCHBOARD
 from server.pages import (
     admin_action,
     render,
@@ -175,6 +175,7 @@ async def revoke_clerk(request: web.Request) -> web.StreamResponse:
     clerk = await _clerk(request)
     if await request.app[IDENTITIES].revoke(clerk.id):
         await admin_action(request, "clerk_revoked", clerk_id=clerk.id, name=clerk.name)
+    await request.app[SWITCHBOARD].identity_revoked(clerk.id)  # an open console is cut off at once
     raise web.HTTPSeeOther("/admin/clerks")
 
 
@@ -237,6 +238,7 @@ async def revoke_kiosk(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such kiosk")
     if await identities.revoke(kiosk.id):
         await admin_action(request, "kiosk_revoked", kiosk_id=kiosk.id, name=kiosk.name)
+    await request.app[SWITCHBOARD].identity_revoked(kiosk.id)  # a connected kiosk is cut off at once
     raise web.HTTPSeeOther("/admin/kiosks")
 
 

@@ -208,6 +208,14 @@ class Switchboard:
         if clerk.id in self.engine.clerks:
             await self._run(self.engine.clerk_offline(clerk.id, self.clock.now()))
 
+    async def identity_revoked(self, identity_id: str) -> None:
+        """Cut off a kiosk or clerk whose token was just revoked (it cannot connect again)."""
+        for sids, namespace in ((self.kiosk_sids, KIOSK_NS), (self.clerk_sids, CLERK_NS)):
+            sid = sids.get(identity_id)
+            if sid is not None:
+                logger.info("%s %s was revoked; disconnecting it", namespace.strip("/"), identity_id)
+                await self.disconnect(sid, namespace)
+
     # ------------------------------------------------------------ kiosk events
 
     async def request_call(self, kiosk: Kiosk, msg: RequestCall) -> dict[str, Any]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 
 from server.keys import RECORDS
-from tests.server.conftest import Harness, HarnessFactory, Peer, login_cookie
+from tests.server.conftest import ENGLISH, EVENT_TIMEOUT, Harness, HarnessFactory, Peer, login_cookie
 
 JIADING_PARK = "sh/jiading/xincheng/park-3"
 
@@ -422,3 +424,39 @@ async def test_kiosk_gone_past_grace_period_ends_its_call(harness: Harness) -> N
     assert clerk.pending("call_ended") == []  # it never rang through to a call of theirs
     kinds = [e["kind"] for e in await harness.server.app[RECORDS].timeline(call_id)]
     assert kinds[-3:] == ["held", "ring_withdrawn", "ended"]
+
+
+async def test_revoking_a_connected_clerk_or_kiosk_cuts_it_off(harness: Harness) -> None:
+    password = "a long enough password"
+    await harness.identities.add_user("Ada Admin", "admin", username="admin", password=password)
+    clerk = await harness.clerk()
+    kiosk = await harness.kiosk()
+    call_id = await place_call(kiosk)
+    await clerk.next("ring")
+    await clerk.ok("accept", {"call_id": call_id})
+    [clerk_id] = harness.switchboard.clerk_sids
+    [kiosk_id] = harness.switchboard.kiosk_sids
+    gone = {name: asyncio.Event() for name in ("clerk", "kiosk")}
+    clerk.sio.on("disconnect", lambda *_: gone["clerk"].set(), namespace="/clerk")
+    kiosk.sio.on("disconnect", lambda *_: gone["kiosk"].set(), namespace="/kiosk")
+    cookie = await login_cookie(harness.url, "admin", password)
+    async with aiohttp.ClientSession(harness.url, cookies={"vw_session": cookie}, headers=ENGLISH,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        page = await (await http.get("/admin/clerks")).text()
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert match is not None
+        csrf = match.group(1)
+        resp = await http.post(f"/admin/clerks/{clerk_id}/revoke", data={"csrf_token": csrf}, allow_redirects=False)
+        assert resp.status == 303
+        # the console is cut off at once; the visitor goes back to the front of the queue
+        await asyncio.wait_for(gone["clerk"].wait(), EVENT_TIMEOUT)
+        queued = await kiosk.next_where("queued", lambda q: q["reason"] == "clerk_disconnected")
+        assert queued["call_id"] == call_id and not gone["kiosk"].is_set()
+        resp = await http.post(f"/admin/kiosks/{kiosk_id}/revoke", data={"csrf_token": csrf}, allow_redirects=False)
+        assert resp.status == 303
+        await asyncio.wait_for(gone["kiosk"].wait(), EVENT_TIMEOUT)
+    # and neither gets back in with its token
+    for peer in (clerk, kiosk):
+        again = Peer(harness.url, peer.namespace, peer.token)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await again.connect()
