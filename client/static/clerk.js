@@ -374,7 +374,7 @@
     el.recIndicator.classList.toggle('vw-rec-failed', call.recording === 'failed');
     VW.setText(el.recText, call.recording === 'failed'
       ? t('Not recorded: the recorder could not be reached')
-      : t('Recorded call: your camera and microphone go to the recorder too'));
+      : t('This call is recorded'));
 
     const stream = call.stream;
     const hasMic = !!stream && stream.getAudioTracks().length > 0;
