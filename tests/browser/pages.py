@@ -289,12 +289,20 @@ async def add_clerk(harness: Any, name: str = "Wang Li", fields: tuple[str, ...]
     return token
 
 
-async def kiosk_and_clerk_in_call(harness: Any, contexts: Contexts) -> tuple[KioskPage, ClerkPage]:
-    """A kiosk page and an available clerk console; the visitor picks Tax, the clerk accepts, media flows."""
+async def kiosk_and_console(
+    harness: Any, contexts: Contexts, fields: tuple[str, ...] = ("tax",)
+) -> tuple[KioskPage, ClerkPage]:
+    """A kiosk page on its start screen and an available clerk console for ``fields``."""
     kiosk = await contexts.kiosk()
     await kiosk.start(harness.url, await add_kiosk(harness))
     clerk = await contexts.clerk()
-    await clerk.start(harness.url, await add_clerk(harness))
+    await clerk.start(harness.url, await add_clerk(harness, fields=fields))
+    return kiosk, clerk
+
+
+async def kiosk_and_clerk_in_call(harness: Any, contexts: Contexts) -> tuple[KioskPage, ClerkPage]:
+    """A kiosk page and an available clerk console; the visitor picks Tax, the clerk accepts, media flows."""
+    kiosk, clerk = await kiosk_and_console(harness, contexts)
     await kiosk.choose("tax")
     await answer_and_connect(kiosk, clerk)
     return kiosk, clerk

@@ -8,7 +8,7 @@ from playwright.async_api import expect
 
 from server.keys import EVIDENCE
 from server.recording_desk import RecordingDesk
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, answer_and_connect
+from tests.browser.pages import Contexts, answer_and_connect, kiosk_and_console
 from tests.browser.test_accessibility import assert_accessible
 from tests.server.conftest import Harness, HarnessFactory
 from tests.server.test_recording_calls import kinds_of
@@ -56,10 +56,7 @@ async def test_the_visitor_accepts_the_notice_and_both_pages_are_recorded(
     harness_factory: HarnessFactory, contexts: Contexts
 ) -> None:
     harness, desk = await recording_harness(harness_factory)
-    kiosk = await contexts.kiosk()
-    await kiosk.start(harness.url, await add_kiosk(harness))
-    clerk = await contexts.clerk()
-    await clerk.start(harness.url, await add_clerk(harness, fields=("market",)))
+    kiosk, clerk = await kiosk_and_console(harness, contexts, fields=("market",))
 
     # the notice comes before the camera starts, in the visitor's language
     for lang in ("zh", "ar", "en"):
@@ -110,10 +107,7 @@ async def test_the_visitor_declines_and_the_call_goes_on_unrecorded(
     harness_factory: HarnessFactory, contexts: Contexts
 ) -> None:
     harness, desk = await recording_harness(harness_factory)
-    kiosk = await contexts.kiosk()
-    await kiosk.start(harness.url, await add_kiosk(harness))
-    clerk = await contexts.clerk()
-    await clerk.start(harness.url, await add_clerk(harness))
+    kiosk, clerk = await kiosk_and_console(harness, contexts)
     await kiosk.click("field-tax")
     await kiosk.expect_state("consent")
     await expect(kiosk.testid("consent-title")).to_have_text("May we record this call?")
