@@ -124,11 +124,13 @@ class RecordingDesk:
         pool = await self.pool()
         self._active.add(call_id)
         try:
-            return await pool.answer(call_id, participant, offer_sdp)
+            answer = await pool.answer(call_id, participant, offer_sdp)
         except RecorderError as exc:
             raise RecorderUnavailableError(f"the recorder refused the offer: {exc}") from exc
         except WorkerDiedError as exc:
             raise RecorderUnavailableError(f"the recorder stopped while answering: {exc}") from exc
+        self._active.add(call_id)  # again: a finish() that ran meanwhile must not leave this peer open
+        return answer
 
     def recording(self, call_id: str) -> bool:
         return call_id in self._active
