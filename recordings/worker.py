@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None, *, service: Callable[[Path], RecorderSer
     parser.add_argument("--allow-loopback", action="store_true", help="also gather 127.0.0.1 ICE candidates")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # recordings are personal data: folders and files for the server's user only
     output_fd = _protect_stdout()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(

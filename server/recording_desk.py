@@ -59,8 +59,8 @@ class RecordingDesk:
         workers see their input close and finish their recordings themselves.
         Files still being finished by such a worker are stored once it is done.
         """
-        if not self.root.is_dir():
-            return []
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # recordings are personal data: only the server's user may enter
         infos = await asyncio.to_thread(finalize_pending, self.root)
         if infos:
             logger.warning("finalized %d recording(s) left unfinished by the previous run", len(infos))

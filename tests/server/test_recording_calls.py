@@ -137,6 +137,11 @@ async def test_a_recorded_call_yields_both_participants_files_as_sent(harness_fa
         assert not row["recovered"]
     status = await harness.server.app[RECORDS].verify()
     assert status.ok, status.describe()
+    # personal data: the folder is the server user's alone, and so are the files
+    root = harness.settings.recordings_root
+    assert root.stat().st_mode & 0o777 == 0o700
+    for path in (root / result.call_id).iterdir():
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
 
 
 async def test_declined_consent_records_nothing_and_the_call_goes_on(harness_factory: HarnessFactory) -> None:
