@@ -144,6 +144,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     session_id = secrets.token_urlsafe(32)
     now = time.time()
     async with request.app[DB].begin() as conn:
+        # expired sessions go whenever someone logs in, so the table never grows without bound
+        await conn.execute(web_sessions.delete().where(web_sessions.c.expires_at <= now))
         await conn.execute(web_sessions.insert().values(
             id_hash=_hash(session_id), user_id=user.id, csrf=secrets.token_urlsafe(24), created_at=now,
             expires_at=now + SESSION_TTL_S))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from server.keys import IDENTITIES
+from server.db import web_sessions
+from server.keys import DB, IDENTITIES
 from server.settings import load_settings
 from tests.server.conftest import ENGLISH
 
@@ -119,6 +122,20 @@ async def test_the_old_session_cookie_is_dead_after_logout(client: Client) -> No
     client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
     resp = await client.get("/admin", allow_redirects=False)
     assert resp.status == 303
+
+
+async def test_expired_sessions_are_removed_when_someone_logs_in(client: Client) -> None:
+    await login(client, *ADMIN)
+    engine = client.app[DB]
+    async with engine.begin() as conn:  # the session just made, and one that expired a second ago
+        await conn.execute(web_sessions.insert().values(id_hash="e" * 64, user_id="old", csrf="x", created_at=0.0,
+                                                        expires_at=time.time() - 1))
+        assert len((await conn.execute(sa.select(web_sessions))).all()) == 2
+    await login(client, *ADMIN)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(web_sessions.c.id_hash, web_sessions.c.expires_at))).all()
+    assert "e" * 64 not in [r.id_hash for r in rows]  # the expired one is gone
+    assert len(rows) == 2 and all(r.expires_at > time.time() for r in rows)  # both live logins stay
 
 
 @pytest.mark.parametrize("path", ["/admin", "/admin/clerks", "/admin/kiosks", "/stats", "/admin/api/live",
