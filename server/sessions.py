@@ -28,7 +28,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server import stats
-from server.auth import require_role
+from server.auth import current_user, require_role
 from server.db import calls, followups, kiosks, matters, ratings, users
 from server.evidence import PARTICIPANTS, RecordingStore
 from server.i18n import N_, translations
@@ -313,12 +313,16 @@ def side_by_side(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return chosen
 
 
-@require_role("clerk", "admin")
 async def play_recording(request: web.Request) -> web.StreamResponse:
-    """One recording's WebM file, with HTTP range requests; the start of each playback is logged."""
+    """One recording's WebM file, with HTTP range requests; the start of each playback is logged.
+
+    Not a page: a request without a login gets 403 (a media element cannot follow a redirect to log in).
+    """
     settings = request.app[SETTINGS]
     store = request.app[EVIDENCE]
-    user = _user(request)
+    user = current_user(request)
+    if user is None:
+        raise web.HTTPForbidden(text="log in as an administrator to play recordings")
     row = await store.get(int(request.match_info["rec_id"]))
     if row is None:
         raise web.HTTPNotFound(text="no such recording")

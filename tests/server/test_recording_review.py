@@ -155,9 +155,9 @@ async def test_an_administrator_plays_with_range_requests_and_is_logged(review: 
 
 async def test_who_may_play(review: Review) -> None:
     rec_id = review.recs["a/clerk"]
-    # anonymous: like every review page, sent to log in (and nothing is served or logged)
+    # anonymous: refused (nothing is served or logged)
     resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"}, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == f"/login?next=/recordings/{rec_id}"
+    assert resp.status == 403 and "log in" in await resp.text()
     # the clerk of another call
     await login(review.client, "bob", PASSWORD)
     resp = await review.client.get(f"/recordings/{rec_id}", headers={"Range": "bytes=0-"})
