@@ -210,4 +210,7 @@ def check_recording(info: RecordingInfo, participant: Participant, root: Path, c
     first_video = find_run([video[0][1]], sent_video)
     first_audio = find_run([audio[0][1]], sent_audio)
     sent_offset = sent_video[first_video].at - sent_audio[first_audio].at
-    assert video_start - audio_start == pytest.approx(sent_offset, abs=0.15)
+    # the sender's side is timed when each frame is encoded, the recorder's when it arrives: on a loaded machine
+    # the two clocks drift apart by up to a couple of frames (0.15 s failed once at load average 4-5); a real
+    # misalignment bug is seconds
+    assert video_start - audio_start == pytest.approx(sent_offset, abs=0.25)
