@@ -71,7 +71,7 @@ class RecorderSide:
     ``begin`` on ``matched`` (it does nothing unless ``recording: true``); ``begin``
     again on ``recorder_lost`` (the recorder worker died: offer anew); ``end`` when
     the call ends. The offer runs in the background so the call's own signalling
-    is not held up; ``answered`` is set once the recorder's answer is applied.
+    is not held up; ``answers`` counts the recorder answers applied (see ``wait_answers``).
     """
 
     def __init__(self, on_created: SenderHook | None = None) -> None:
@@ -80,7 +80,6 @@ class RecorderSide:
         self.error: str | None = None
         self.offers = 0
         self.answers = 0
-        self.answered = asyncio.Event()
         self._answer_seen = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._caption: list[str] = []
@@ -89,7 +88,6 @@ class RecorderSide:
         await self.end()
         self._caption = caption if caption is not None else self._caption
         self.error = None
-        self.answered = asyncio.Event()
         self.link = RecorderLink(call_id, self._caption, on_created=self.on_created)
         self.offers += 1
         self._task = asyncio.get_running_loop().create_task(self._start(self.link, call))
@@ -102,7 +100,6 @@ class RecorderSide:
             logger.warning("call %s: the recorder connection failed: %s", link.call_id, exc)
             return
         if not link.closed:
-            self.answered.set()
             self.answers += 1
             async with self._answer_seen:
                 self._answer_seen.notify_all()

@@ -227,7 +227,7 @@ class Switchboard:
                                  f"offered: {', '.join(self.settings.languages)}")
         if kiosk.id in self.kiosk_calls:
             raise SignalingError(errors.ALREADY_IN_CALL, "this kiosk already has a call waiting or in progress")
-        self.settings.catalog.get(msg.field).recording.decide(msg.recording_consent)  # refuses a missing consent
+        self.settings.catalog.get(msg.field).recording.require_consent(msg.recording_consent)
         if not self.settings.is_open(datetime.datetime.now(datetime.UTC)):
             raise SignalingError(errors.OUTSIDE_SERVICE_HOURS, f"the service is open {self.settings.service_hours} "
                                  "on working days; leave a callback request instead")
@@ -324,10 +324,7 @@ class Switchboard:
                          transferred_from: str | None, consent: bool | None) -> None:
         """Commit the call's record and its first event before anything is said about it."""
         policy = self.settings.catalog.get(field_id).recording
-        try:
-            record = policy.decide(consent)
-        except SignalingError:  # transferred into an "always" field without the visitor's consent
-            record = False
+        record = policy.records(consent)  # a transfer into an "always" field without consent is not recorded
         await self.records.open_call({
             "id": call_id, "case_id": case_id, "kiosk_id": kiosk.id, "field": field_id, "language": language,
             "region": kiosk.region, "district": self.engine.district_of(kiosk.region), "requested_at": time.time(),

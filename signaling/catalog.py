@@ -34,18 +34,15 @@ class RecordingPolicy(enum.StrEnum):
     ASK = "ask"
     NEVER = "never"
 
-    def decide(self, consent: bool | None) -> bool:
-        """Whether a call is recorded, given the visitor's answer to the recording notice.
+    def records(self, consent: bool | None) -> bool:
+        """Whether a call is recorded, given the visitor's answer to the recording notice (only on a yes)."""
+        return self is not RecordingPolicy.NEVER and consent is True
 
-        ``ALWAYS`` fields take calls only from a visitor who accepted the notice
-        (the kiosk shows it before the call); ``ASK`` records only on a yes.
-        """
-        if self is RecordingPolicy.NEVER:
-            return False
+    def require_consent(self, consent: bool | None) -> None:
+        """``ALWAYS`` fields take calls only from a visitor who accepted the notice (shown before the call)."""
         if self is RecordingPolicy.ALWAYS and consent is not True:
             raise SignalingError(errors.CONSENT_REQUIRED, "calls in this service field are recorded; the visitor "
                                  "must accept the recording notice first (send recording_consent: true)")
-        return consent is True
 
 
 @dataclass(frozen=True)

@@ -764,25 +764,18 @@
     call.stream = media.stream;
     call.mediaNote = media.note;
     VW.attachStream(el.localVideo, media.stream);
-    const rtc = new VW.CallPeer({
+    const rtc = VW.openCallPeer({
       role: 'answerer',
+      callId: call.id,
       iceServers: msg.ice_servers,
       stream: media.stream,
-      onSignal: (payload) => {
-        send('signal', Object.assign({ call_id: call.id }, payload)).then((answer) => {
-          if (!answer.ok) console.warn('vw: signal refused', answer.error);
-        });
-      },
-      onRemoteStream: (stream) => {
-        if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
-      },
-      onIceState: (ice) => onIceState(call, rtc, ice),
+      remoteVideo: el.remoteVideo,
+      send,
+      isCurrent: (peer) => call.rtc === peer,
+      onIceState: (peer, ice) => onIceState(call, peer, ice),
       // the kiosk replaced the lost connection (peer.js): report the new one's media_connected too
       onRestart: () => {
         call.mediaReported = false;
-      },
-      onFailed: () => {
-        if (call.rtc === rtc) send('media_failed', { call_id: call.id });
       },
     });
     call.rtc = rtc;

@@ -982,25 +982,18 @@
     call.mediaNote = 'connectingMedia';
     call.mediaReported = false;
     const callId = call.id;
-    const rtc = new VW.CallPeer({
+    const rtc = VW.openCallPeer({
       role: 'offerer',
+      callId,
       iceServers: msg.ice_servers,
       stream: call.stream,
-      onSignal: (payload) => {
-        VW.send(state.socket, 'signal', Object.assign({ call_id: callId }, payload), ACK_TIMEOUT_MS).then((answer) => {
-          if (!answer.ok) console.warn('vw: signal refused', answer.error);
-        });
-      },
-      onRemoteStream: (stream) => {
-        if (call.rtc === rtc) VW.attachStream(el.remoteVideo, stream);
-      },
-      onIceState: (ice) => onIceState(call, rtc, ice),
+      remoteVideo: el.remoteVideo,
+      send: sendWithAck,
+      isCurrent: (peer) => call.rtc === peer,
+      onIceState: (peer, ice) => onIceState(call, peer, ice),
       // the lost connection is replaced (peer.js): report the new one's media_connected too
       onRestart: () => {
         call.mediaReported = false;
-      },
-      onFailed: () => {
-        if (call.rtc === rtc) VW.send(state.socket, 'media_failed', { call_id: callId }, ACK_TIMEOUT_MS);
       },
     });
     call.rtc = rtc;
@@ -1017,12 +1010,17 @@
     });
   }
 
+  /** Emit on the kiosk's socket; a promise of the ack (the peer connections send through this). */
+  function sendWithAck(event, payload) {
+    return VW.send(state.socket, event, payload, ACK_TIMEOUT_MS);
+  }
+
   function startRecorder(call) {
     closeRecorder(call);
     const recorder = new VW.RecorderLink({
       callId: call.id,
       stream: call.stream,
-      send: (event, payload) => VW.send(state.socket, event, payload, ACK_TIMEOUT_MS),
+      send: sendWithAck,
       onState: (what, why) => {
         if (what === 'failed' && call.recorder === recorder) console.warn('vw: recorder connection failed:', why);
       },

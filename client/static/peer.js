@@ -268,5 +268,35 @@
     return out;
   }
 
+  /**
+   * The call's CallPeer wired to the protocol, as the kiosk and the console both use it: its signals and, when
+   * the media cannot be restored, `media_failed` go out for `callId` through `send(event, payload)` (a promise
+   * of the ack); the remote stream is shown in `remoteVideo`. Callbacks of a connection the page has replaced
+   * (`isCurrent(rtc)` false) are ignored.
+   * @param {object} o  {role, callId, iceServers, stream, remoteVideo, send, isCurrent, onIceState(rtc, ice), onRestart}
+   */
+  function openCallPeer(o) {
+    const rtc = new CallPeer({
+      role: o.role,
+      iceServers: o.iceServers,
+      stream: o.stream,
+      onSignal: (payload) => {
+        o.send('signal', Object.assign({ call_id: o.callId }, payload)).then((answer) => {
+          if (!answer.ok) console.warn('vw: signal refused', answer.error);
+        });
+      },
+      onRemoteStream: (stream) => {
+        if (o.isCurrent(rtc)) VW.attachStream(o.remoteVideo, stream);
+      },
+      onIceState: (ice) => o.onIceState(rtc, ice),
+      onRestart: o.onRestart,
+      onFailed: () => {
+        if (o.isCurrent(rtc)) o.send('media_failed', { call_id: o.callId });
+      },
+    });
+    return rtc;
+  }
+
   VW.CallPeer = CallPeer;
+  VW.openCallPeer = openCallPeer;
 })();
