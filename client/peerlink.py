@@ -17,8 +17,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from client.channel import Incoming, Payload, ProtocolError, mapping_of, text_of
-from client.ice import selected_candidate_pair
 from client.media import CaptionVideoTrack, MediaCounter, ToneAudioTrack
+from rtc.loopback import selected_candidate_pair
 from signaling.messages import MAX_ATTEMPT
 
 logger = logging.getLogger(__name__)

@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None, *, service: Callable[[Path], RecorderSer
         format=f"recorder-worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
     )
     if args.allow_loopback:  # for hosts whose only interface is loopback (CI sandboxes); imported only then
-        from client.ice import install_loopback_candidates
+        from rtc.loopback import install_loopback_candidates
 
         install_loopback_candidates()
     if service is None:

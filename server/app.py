@@ -12,19 +12,20 @@ import jinja2
 import socketio
 from aiohttp import web
 
-from server import auth, db, i18n
-from server.auth import session_middleware
-from server.db import make_engine
-from server.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
-from server.identities import Clerk, IdentityStore
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
-from server.middlewares import security_headers
-from server.namespaces import ClerkNamespace, KioskNamespace
-from server.recording_desk import RecordingDesk
-from server.records import Records
-from server.routes import setup_routes
+from server.live.namespaces import ClerkNamespace, KioskNamespace
+from server.live.recording_desk import RecordingDesk
+from server.live.switchboard import Clock, Switchboard, SystemClock
+from server.records import db
+from server.records.chain import Records
+from server.records.db import make_engine
+from server.records.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
+from server.records.identities import Clerk, IdentityStore
 from server.settings import Settings
-from server.switchboard import Clock, Switchboard, SystemClock
+from server.web import auth, i18n
+from server.web.auth import session_middleware
+from server.web.middlewares import security_headers
+from server.web.routes import setup_routes
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
 

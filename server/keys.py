@@ -6,11 +6,11 @@ import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.evidence import RecordingStore
-from server.identities import IdentityStore
-from server.records import Records
+from server.live.switchboard import Switchboard
+from server.records.chain import Records
+from server.records.evidence import RecordingStore
+from server.records.identities import IdentityStore
 from server.settings import Settings
-from server.switchboard import Switchboard
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)

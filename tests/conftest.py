@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from client import peerlink
-from client.ice import LoopbackPatch, allow_loopback_candidates
+from rtc.loopback import LoopbackPatch, allow_loopback_candidates
 from tests.sabotage import BrokenPeerLink
 
 

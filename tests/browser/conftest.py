@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
-from client.ice import LoopbackPatch, only_loopback_candidates
+from rtc.loopback import LoopbackPatch, only_loopback_candidates
 from tests.browser.pages import SCREENSHOT_DIR, Contexts
 from tests.server.conftest import Harness, start_harness
 

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.async_api import expect
 
-from server.db import ratings
 from server.keys import RECORDS
+from server.records.db import ratings
 from tests.browser.pages import Contexts, add_clerk, add_kiosk, until
 from tests.server.conftest import Harness
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import expect
 
 from client.bot import ClerkBot, KioskBot
-from client.ice import LoopbackPatch
+from rtc.loopback import LoopbackPatch
 from tests.browser.pages import Contexts, add_clerk, add_kiosk
 from tests.server.conftest import Harness
 

@@ -9,7 +9,7 @@ import pytest
 from babel.messages.pofile import read_po
 from playwright.async_api import expect
 
-from server import i18n
+from server.web import i18n
 from tests.browser.pages import Contexts, add_clerk, add_kiosk
 from tests.server.conftest import Harness
 

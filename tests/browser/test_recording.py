@@ -7,7 +7,7 @@ import pytest
 from playwright.async_api import expect
 
 from server.keys import EVIDENCE
-from server.recording_desk import RecordingDesk
+from server.live.recording_desk import RecordingDesk
 from tests.browser.pages import Contexts, answer_and_connect, kiosk_and_console
 from tests.browser.test_accessibility import assert_accessible
 from tests.server.conftest import Harness, HarnessFactory

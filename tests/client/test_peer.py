@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestServer
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from client import ice
 from client.bot import (
     ClerkBot,
     KioskBot,
@@ -27,8 +26,9 @@ from client.bot import (
     connect_error_code,
     ice_servers_from,
 )
-from client.ice import LoopbackPatchError, only_loopback_candidates, selected_candidate_pair
 from client.media import CaptionVideoTrack, MediaCounter, ToneAudioTrack
+from rtc import loopback as ice
+from rtc.loopback import LoopbackPatchError, only_loopback_candidates, selected_candidate_pair
 
 TIMEOUT = 20.0
 CANDIDATE_LINE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ", re.MULTILINE)

@@ -12,8 +12,8 @@ from aiortc.codecs import get_decoder
 from aiortc.exceptions import OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from client.ice import LoopbackPatch
 from recordings.recorder import Recorder, codec_preferences, media_kinds
+from rtc.loopback import LoopbackPatch
 from tests.recordings.senders import SEND_S, TIMEOUT, VIDEO_FPS, Participant, check_recording
 
 

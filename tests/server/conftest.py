@@ -14,10 +14,10 @@ import socketio
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
-from server.identities import IdentityStore
 from server.keys import IDENTITIES, SWITCHBOARD
+from server.live.switchboard import Switchboard
+from server.records.identities import IdentityStore
 from server.settings import Settings, load_settings
-from server.switchboard import Switchboard
 
 EVENT_TIMEOUT = 5.0
 # Pages are rendered in the language the browser asks for; tests that read English texts ask for English.

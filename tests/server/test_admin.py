@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from server import liveboard
 from server.app import create_app
-from server.db import events, followups, matters, ratings
-from server.identities import Clerk
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
+from server.live import liveboard
+from server.records.db import events, followups, matters, ratings
+from server.records.identities import Clerk
 from server.settings import load_settings
 from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login

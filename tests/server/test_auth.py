@@ -13,10 +13,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
-from server.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from server.db import web_sessions
 from server.keys import DB, IDENTITIES
+from server.records.db import web_sessions
 from server.settings import load_settings
+from server.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from tests.server.conftest import ENGLISH
 
 Client = TestClient[web.Request, web.Application]

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from server.db import calls, events, followups, matters, ratings
 from server.keys import RECORDS
+from server.records.db import calls, events, followups, matters, ratings
 from tests.server.conftest import Harness, HarnessFactory, Peer
 from tests.server.test_signaling_server import connect_call, place_call
 

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(data_dir: Path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), *args], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(data_dir), *args], cwd=REPO,
                          check=True, capture_output=True, text=True, timeout=60)
     return out.stdout.strip().splitlines()[-1]
 
@@ -29,7 +29,7 @@ async def serving(data_dir: Path, port: int) -> AsyncIterator[asyncio.subprocess
     """``vwindow serve`` in a process group of its own (so a kill can take its recorder workers too)."""
     env = {**os.environ, "VWINDOW_RECORDING_WORKERS": "1"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), cwd=REPO,
+        sys.executable, "-m", "server.cli.main", "--data-dir", str(data_dir), "serve", "--port", str(port), cwd=REPO,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
     try:
         assert proc.stdout is not None
@@ -80,7 +80,7 @@ async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path) -> None:
         kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE call_id = ? ORDER BY id", (call_id,))]
     assert saved == [("92141127MA0KD1Y64A", "completed")]
     assert kinds[-2:] == ["matter_logged", "wrapped_up"]
-    verify = subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(tmp_path), "records", "verify"],
+    verify = subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(tmp_path), "records", "verify"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0 and "intact" in verify.stdout
 
@@ -88,8 +88,8 @@ async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path) -> None:
 async def test_records_verify_cli_names_the_tampered_event(tmp_path: Path) -> None:
     cli(tmp_path, "kiosk", "add", "--name", "K", "--region", "sh/jiading/xincheng/park-3")
     # an admin action is not logged by the CLI; write two events through the library instead
-    from server import db
-    from server.records import Records
+    from server.records import db
+    from server.records.chain import Records
 
     engine = db.make_engine(db.sqlite_url(tmp_path / "records.sqlite3"))
     records = Records(engine)
@@ -98,7 +98,7 @@ async def test_records_verify_cli_names_the_tampered_event(tmp_path: Path) -> No
     await engine.dispose()
     with sqlite3.connect(tmp_path / "records.sqlite3") as conn:
         conn.execute("UPDATE events SET data = ? WHERE id = ?", ('{"n": 7}', first))
-    verify = subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(tmp_path), "records", "verify"],
+    verify = subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(tmp_path), "records", "verify"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 1
     assert f"BROKEN at event {first}" in verify.stdout and "altered" in verify.stdout

@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from client.bot import ClerkBot, KioskBot
-from client.ice import allow_loopback_candidates
-from server.db import calls
+from rtc.loopback import allow_loopback_candidates
 from server.keys import RECORDS
+from server.records.db import calls
 from tests.conftest import BreakAttempts
 from tests.server.conftest import Harness
 

@@ -7,9 +7,9 @@ import asyncio
 import sqlalchemy as sa
 
 from client.bot import ClerkBot, KioskBot
-from client.ice import LoopbackPatch, only_loopback_candidates
-from server.db import events, matters
+from rtc.loopback import LoopbackPatch, only_loopback_candidates
 from server.keys import RECORDS
+from server.records.db import events, matters
 from tests.server.conftest import Harness
 
 

@@ -23,10 +23,10 @@ from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 from pytest_aiohttp import AiohttpClient
 
-from server import i18n
 from server.app import create_app
 from server.keys import IDENTITIES
 from server.settings import load_settings
+from server.web import i18n
 from tests.server.conftest import ENGLISH
 
 ROOT = Path(__file__).resolve().parents[2]

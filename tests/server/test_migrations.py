@@ -6,8 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from server import db
-from server.identities import IdentityStore
+from server.records import db
+from server.records.identities import IdentityStore
 
 
 def tables(path: Path) -> set[str]:

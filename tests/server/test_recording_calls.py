@@ -21,9 +21,9 @@ from aiortc import RTCPeerConnection
 
 from client.bot import ClerkBot, KioskBot, KioskResult
 from recordings.bitstream import is_vp8_keyframe
-from server.db import events
 from server.keys import EVIDENCE, RECORDS
-from server.recording_desk import RecordingDesk
+from server.live.recording_desk import RecordingDesk
+from server.records.db import events
 from tests.recordings.senders import Sent, capture_encoder, find_run, packets_of
 from tests.server.conftest import Harness, HarnessFactory
 

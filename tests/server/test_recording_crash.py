@@ -78,7 +78,7 @@ async def test_recordings_survive_sigkill_of_server_and_workers(tmp_path: Path) 
             written = len(packets_of(path, kind))
             assert sent_before_kill - 1.2 * per_second - 8 <= written <= sent_before_kill, (
                 participant, kind, written, sent_before_kill)
-    verify = subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(tmp_path), "records", "verify"],
+    verify = subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(tmp_path), "records", "verify"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -26,14 +26,14 @@ import pytest
 from aiohttp import web
 
 from recordings.info import RecordingInfo
-from server import db
 from server.app import create_app
-from server.evidence import Purged, RecordingStore, purge_periodically
-from server.identities import Clerk
 from server.keys import EVIDENCE, IDENTITIES, RECORDS, SETTINGS
-from server.records import Records
-from server.sessions import starts_playback
+from server.records import db
+from server.records.chain import Records
+from server.records.evidence import Purged, RecordingStore, purge_periodically
+from server.records.identities import Clerk
 from server.settings import load_settings
+from server.web.sessions import starts_playback
 from tests.server.conftest import ENGLISH
 from tests.server.recording_media import make_recording
 from tests.server.test_admin import JIADING, JIADING_PARK, PASSWORD, PUTUO, PUTUO_PARK, add_call
@@ -353,7 +353,7 @@ async def test_a_failed_purge_pass_is_logged_and_the_next_one_runs(tmp_path: Pat
 
     engine = db.make_engine(db.sqlite_url(tmp_path / "unused.sqlite3"))  # never connected: purge is replaced
     store = Flaky(Records(engine), tmp_path)
-    with caplog.at_level(logging.ERROR, logger="server.evidence"):
+    with caplog.at_level(logging.ERROR, logger="server.records.evidence"):
         task = asyncio.create_task(purge_periodically(store, 30, 0, after_pass=after_pass))
         await asyncio.wait_for(two.wait(), 10)
         task.cancel()
@@ -368,7 +368,7 @@ async def test_a_failed_purge_pass_is_logged_and_the_next_one_runs(tmp_path: Pat
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(data_dir), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
-from server import stats
 from server.app import create_app
-from server.db import calls, events, followups, matters, ratings
-from server.exports import MATTER_COLUMNS, SESSION_COLUMNS
+from server.cli.seed import seed_history
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
-from server.seed import seed_history
+from server.records.db import calls, events, followups, matters, ratings
 from server.settings import load_settings
-from server.stats import CallFacts, GroupStats, Period, compute_stats, percentile
+from server.web import stats
+from server.web.exports import MATTER_COLUMNS, SESSION_COLUMNS
+from server.web.stats import CallFacts, GroupStats, Period, compute_stats, percentile
 from signaling.creditcode import is_valid_credit_code
 from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login

@@ -7,9 +7,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import i18n
-from server.auth import current_user
 from server.keys import SETTINGS
+from server.web import i18n
+from server.web.auth import current_user
 
 PROTOCOL_DOC = "protocol.md"
 

@@ -11,16 +11,16 @@ import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from server.auth import require_role
-from server.db import users
-from server.i18n import translations
-from server.identities import Clerk
 from server.keys import DB, IDENTITIES, SETTINGS, SWITCHBOARD
-from server.pages import (
+from server.records.db import users
+from server.records.identities import Clerk
+from server.settings import Settings
+from server.web.auth import require_role
+from server.web.i18n import translations
+from server.web.pages import (
     admin_action,
     render,
 )
-from server.settings import Settings
 
 # ---------------------------------------------------------------- clerks
 

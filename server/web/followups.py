@@ -15,12 +15,13 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.auth import require_role
-from server.db import calls, followups, users
-from server.i18n import translations
-from server.identities import Clerk
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
-from server.pages import (
+from server.records.db import calls, followups, users
+from server.records.identities import Clerk
+from server.settings import Settings
+from server.web.auth import require_role
+from server.web.i18n import translations
+from server.web.pages import (
     FOLLOWUP_KINDS,
     FOLLOWUP_TABS,
     PAGE_SIZE,
@@ -30,7 +31,6 @@ from server.pages import (
     local_today,
     render,
 )
-from server.settings import Settings
 
 # ---------------------------------------------------------------- follow-ups
 

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.casework import CaseWork
-from server.ice import ice_servers_for_call
-from server.identities import Clerk, IdentityStore, Kiosk
-from server.recording_desk import RecorderUnavailableError, RecordingDesk
-from server.records import Records
+from server.live.ice import ice_servers_for_call
+from server.live.recording_desk import RecorderUnavailableError, RecordingDesk
+from server.records.casework import CaseWork
+from server.records.chain import Records
+from server.records.identities import Clerk, IdentityStore, Kiosk
 from server.settings import Settings
 from signaling import errors
 from signaling.calls import Call, CallState

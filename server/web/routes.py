@@ -6,9 +6,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import admin, auth, i18n, sessions, views
+from server.web import admin, auth, i18n, sessions, views
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "client" / "static"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "client" / "static"
 
 
 def setup_routes(app: web.Application) -> None:

@@ -13,7 +13,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 
-from server.identities import IdentityStore
+from server.records.identities import IdentityStore
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ async def start_bots(demo: Demo, base_url: str, config_dir: str) -> list[asyncio
     for name, token in demo.bot_tokens:
         env = dict(os.environ, VWINDOW_TOKEN=token)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server.cli", "--config", config_dir, "bot", "clerk",
+            sys.executable, "-m", "server.cli.main", "--config", config_dir, "bot", "clerk",
             "--url", base_url, "--auto-accept", "--center", DEMO_CENTER, env=env,
         )
         logger.info("started %s (pid %d)", name, proc.pid)

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.db import web_sessions
-from server.i18n import translations
-from server.identities import Clerk
 from server.keys import DB, IDENTITIES
+from server.records.db import web_sessions
+from server.records.identities import Clerk
+from server.web.i18n import translations
 
 SESSION_COOKIE = "vw_session"
 LOGIN_CSRF_COOKIE = "vw_login_csrf"

@@ -28,7 +28,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "client" / "locale"
+LOCALE_DIR = Path(__file__).resolve().parents[2] / "client" / "locale"
 KIOSK = "kiosk"
 STAFF = "staff"
 DOMAINS = (KIOSK, STAFF)

@@ -6,8 +6,8 @@
   case, timeline, matters, rating and hash-chain status. A clerk sees only their own
   calls; every opening of a call is itself logged as a ``viewed`` event;
 * ``/followups``: open, due today, overdue and resolved follow-ups; resolve and assign;
-* ``/stats``: figures against the 15-minute promise (see :mod:`server.stats`), charts,
-  CSV exports (:mod:`server.exports`);
+* ``/stats``: figures against the 15-minute promise (see :mod:`server.web.stats`), charts,
+  CSV exports (:mod:`server.web.exports`);
 * ``/admin/clerks`` and ``/admin/kiosks``: manage clerks and kiosk devices.
 
 Every change made here is logged in the hash-chained event log, in the same
@@ -27,12 +27,13 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import exports, liveboard, stats
-from server.auth import require_role
-from server.followups import assign_followup, followups_page, resolve_followup
-from server.i18n import translations
 from server.keys import DB, SETTINGS, SWITCHBOARD
-from server.management import (
+from server.live import liveboard
+from server.web import exports, stats
+from server.web.auth import require_role
+from server.web.followups import assign_followup, followups_page, resolve_followup
+from server.web.i18n import translations
+from server.web.management import (
     add_clerk,
     add_kiosk,
     clerk_page,
@@ -43,7 +44,7 @@ from server.management import (
     revoke_clerk,
     revoke_kiosk,
 )
-from server.pages import (
+from server.web.pages import (
     LIVE_POLL_MS,
     STATES,
     Labels,
@@ -57,7 +58,7 @@ from server.pages import (
     local_today,
     render,
 )
-from server.sessions import session_detail, sessions_page
+from server.web.sessions import session_detail, sessions_page
 
 # ---------------------------------------------------------------- live board
 

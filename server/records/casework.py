@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.db import calls, followups, matters, ratings
-from server.identities import Clerk, Kiosk
-from server.records import Records
+from server.records.chain import Records
+from server.records.db import calls, followups, matters, ratings
+from server.records.identities import Clerk, Kiosk
 from server.settings import Settings
 from signaling import errors
 from signaling.creditcode import CreditCodeError, validate_credit_code

@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db import calls, followups, ratings
+from server.records.db import calls, followups, ratings
 
 TARGET_WAIT_S = 15 * 60
 DEFAULT_PERIOD_DAYS = 28

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.db import calls, chain_head, events
+from server.records.db import calls, chain_head, events
 
 GENESIS = "0" * 64
 

@@ -3,7 +3,7 @@
 :func:`seed_history` writes the calls of the last ``days`` days (working days,
 office hours) across the districts and service fields of the settings, so the
 administrator's pages have something to show. Everything goes through
-:meth:`server.records.Records.append`, in the same order and with the same kinds
+:meth:`server.records.chain.Records.append`, in the same order and with the same kinds
 of events the live system writes (``requested``, ``queued``, ``rung``,
 ``accepted``, ``media_connected``, ``ended``, ``matter_logged``,
 ``followup_opened``, ``wrapped_up``, ``rated``, ...), so the hash chain verifies.
@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.db import calls, followups, matters, ratings
-from server.identities import Clerk, IdentityStore, Kiosk
 from server.keys import DB
-from server.records import Records
+from server.records.chain import Records
+from server.records.db import calls, followups, matters, ratings
+from server.records.identities import Clerk, IdentityStore, Kiosk
 from server.settings import Settings
 from signaling.creditcode import ALPHABET, check_character
 from signaling.workdays import YearNotCoveredError

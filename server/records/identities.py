@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db import kiosks, users
+from server.records.db import kiosks, users
 
 _hasher = PasswordHasher()
 # verified against when a username is unknown, so both cases take as long

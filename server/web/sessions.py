@@ -27,14 +27,15 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import stats
-from server.auth import current_user, require_role
-from server.db import calls, followups, kiosks, matters, ratings, users
-from server.evidence import PARTICIPANTS, RecordingStore
-from server.i18n import N_, translations
-from server.identities import Clerk
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS
-from server.pages import (
+from server.records.db import calls, followups, kiosks, matters, ratings, users
+from server.records.evidence import PARTICIPANTS, RecordingStore
+from server.records.identities import Clerk
+from server.settings import Settings
+from server.web import stats
+from server.web.auth import current_user, require_role
+from server.web.i18n import N_, translations
+from server.web.pages import (
     END_REASONS,
     FOLLOWUP_KINDS,
     OUTCOMES,
@@ -46,7 +47,6 @@ from server.pages import (
     fmt_time,
     render,
 )
-from server.settings import Settings
 
 # ---------------------------------------------------------------- sessions
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import db
-from server.identities import IdentityStore
+from server.records import db
+from server.records.identities import IdentityStore
 from server.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("vwindow")
@@ -203,8 +203,8 @@ async def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_records(args: argparse.Namespace, settings: Settings) -> int:
-    from server.evidence import RecordingStore
-    from server.records import Records
+    from server.records.chain import Records
+    from server.records.evidence import RecordingStore
 
     engine, _ = await _store(settings)
     try:
@@ -221,8 +221,8 @@ async def cmd_records(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from server.evidence import RecordingStore
-    from server.records import Records
+    from server.records.chain import Records
+    from server.records.evidence import RecordingStore
 
     days = settings.recording_retention_days if args.older_than_days is None else args.older_than_days
     if days <= 0:
@@ -257,10 +257,10 @@ async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) -> None:
     from aiohttp import web
 
-    from server import demo as demo_mode
     from server.app import create_app
+    from server.cli import demo as demo_mode
+    from server.cli.seed import seed_history
     from server.keys import IDENTITIES
-    from server.seed import seed_history
 
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
@@ -296,7 +296,7 @@ async def _bot(args: argparse.Namespace) -> int:
     if not args.token:
         raise SystemExit("error: give --token or set VWINDOW_TOKEN")
     if args.loopback_ice:
-        from client.ice import allow_loopback_candidates
+        from rtc.loopback import allow_loopback_candidates
 
         allow_loopback_candidates()
     if args.role == "clerk":
@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        logging.getLogger("server.switchboard").setLevel(logging.WARNING)
+        logging.getLogger("server.live.switchboard").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)
         logging.getLogger("aioice").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)

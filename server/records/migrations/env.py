@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from server.db import make_engine, metadata
+from server.records.db import make_engine, metadata
 
 config = context.config
 

@@ -16,9 +16,9 @@ from typing import Any, Generic, TypeVar
 
 import socketio
 
-from server.auth import SESSION_COOKIE
-from server.identities import Clerk, IdentityStore, Kiosk
-from server.switchboard import CLERK_NS, KIOSK_NS, Switchboard
+from server.live.switchboard import CLERK_NS, KIOSK_NS, Switchboard
+from server.records.identities import Clerk, IdentityStore, Kiosk
+from server.web.auth import SESSION_COOKIE
 from signaling import errors, messages
 from signaling.errors import SignalingError
 

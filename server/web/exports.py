@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db import calls, followups, matters, ratings, users
-from server.stats import Period
+from server.records.db import calls, followups, matters, ratings, users
+from server.web.stats import Period
 
 BOM = "\ufeff"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

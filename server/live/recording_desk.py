@@ -20,7 +20,7 @@ from recordings import files
 from recordings.finalize import describe, finalize_pending
 from recordings.info import RecordingInfo
 from recordings.workers import RecorderError, RecorderPool, WorkerDied, WorkerDiedError
-from server.evidence import RecordingStore
+from server.records.evidence import RecordingStore
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.switchboard import Switchboard
+from server.live.switchboard import Switchboard
 from signaling.calls import CallState
 
 

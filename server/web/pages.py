@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import stats
-from server.auth import current_user
-from server.i18n import N_, request_language
-from server.identities import Clerk
 from server.keys import RECORDS, SETTINGS
+from server.records.identities import Clerk
 from server.settings import Settings
+from server.web import stats
+from server.web.auth import current_user
+from server.web.i18n import N_, request_language
 
 PAGE_SIZE = 50
 LIVE_POLL_MS = 2000
@@ -154,7 +154,7 @@ def _user(request: web.Request) -> Clerk:
 
 
 def api_role(*roles: str) -> Callable[[View], View]:
-    """Like :func:`server.auth.require_role` for JSON endpoints: 401 without a session, 403 for other roles."""
+    """Like :func:`server.web.auth.require_role` for JSON endpoints: 401 without a session, 403 for other roles."""
 
     def wrap(view: View) -> View:
         @functools.wraps(view)

@@ -3,7 +3,7 @@
 SQLite under the data directory by default (WAL, synchronous=FULL, so a
 commit survives a killed process); PostgreSQL when ``database_url`` says so.
 The schema is created and upgraded only by the Alembic migrations in
-``server/migrations``; :data:`metadata` mirrors the newest revision.
+``server/records/migrations``; :data:`metadata` mirrors the newest revision.
 
 Times are stored as UTC epoch seconds (float); dates as ISO strings.
 """

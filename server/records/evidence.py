@@ -29,8 +29,8 @@ import sqlalchemy as sa
 
 from recordings.finalize import sha256_of
 from recordings.info import RecordingInfo
-from server.db import calls, events, recordings
-from server.records import Records
+from server.records.chain import Records
+from server.records.db import calls, events, recordings
 
 logger = logging.getLogger(__name__)
 

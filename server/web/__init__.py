@@ -1,0 +1,1 @@
+"""The web pages: login, kiosk and console pages, the administrator's and review pages, statistics, exports."""
