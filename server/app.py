@@ -9,14 +9,17 @@ from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
-import socketio
 from aiohttp import web
 
-from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
+from server.keys import DB, DESK, EVIDENCE, IDENTITIES, RECORDS, ROUTER, SETTINGS, SIO
 from server.live.namespaces import ClerkNamespace, KioskNamespace
+from server.live.presence import CLERK_NS, KIOSK_NS, Presence
 from server.live.recording_desk import RecordingDesk
-from server.live.switchboard import Clock, Switchboard, SystemClock
+from server.live.router import LocalRouter
+from server.live.sockets import SocketServer
+from server.live.writer import Clock, SystemClock
 from server.records import db
+from server.records.casework import CaseFiles
 from server.records.chain import Records
 from server.records.db import make_engine
 from server.records.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
@@ -26,8 +29,10 @@ from server.web import auth, i18n
 from server.web.auth import session_middleware
 from server.web.middlewares import security_headers
 from server.web.routes import setup_routes
+from signaling.commands import RecorderLost
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
+MAX_MESSAGE_BYTES = 1024 * 1024 + 4096  # a message up to 1 MiB (and its framing); a larger one closes the socket
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -38,38 +43,40 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     identities = IdentityStore(engine)
     app[IDENTITIES] = identities
 
-    sio = socketio.AsyncServer(
+    sio = SocketServer(
         async_mode="aiohttp",
         cors_allowed_origins=[],  # same origin only
+        namespaces=[KIOSK_NS, CLERK_NS],  # the default namespace "/" takes no sockets
         ping_interval=settings.ping_interval_s,
         ping_timeout=settings.ping_timeout_s,
         async_handlers=False,  # one client's events are handled in order (offer before candidates)
-        max_http_buffer_size=256 * 1024,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
     )
     sio.attach(app)
     app[SIO] = sio
-
-    async def emit(event: str, data: object, sid: str, namespace: str) -> None:
-        await sio.emit(event, data, to=sid, namespace=namespace)
-
-    async def disconnect(sid: str, namespace: str) -> None:
-        await sio.disconnect(sid, namespace=namespace)
 
     records = Records(engine)
     app[RECORDS] = records
     evidence = RecordingStore(records, settings.recordings_root)
     app[EVIDENCE] = evidence
     desk = RecordingDesk(evidence, settings.recording_workers) if settings.records_calls else None
-    switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock(), desk)
+    presence = Presence(sio)
+    router = LocalRouter(settings.policy(), CaseFiles(engine), identities, presence, clock or SystemClock(), desk)
     if desk is not None:
-        desk.on_interrupted = switchboard.recording_interrupted
-    app[SWITCHBOARD] = switchboard
-    sio.register_namespace(KioskNamespace(switchboard, identities))
+        async def interrupted(call_id: str, participant: str) -> None:
+            await router.submit(RecorderLost(call_id, participant))  # type: ignore[arg-type]
+
+        desk.on_interrupted = interrupted
+    app[ROUTER] = router
+    if desk is not None:
+        app[DESK] = desk
+
     async def session_user(cookie: str | None) -> Clerk | None:
         found = await auth.user_from_cookie(app, cookie)
         return found[0] if found else None
 
-    sio.register_namespace(ClerkNamespace(switchboard, identities, session_user))
+    sio.register_namespace(KioskNamespace(router, presence, identities, desk))
+    sio.register_namespace(ClerkNamespace(router, presence, identities, desk, session_user))
 
     app[i18n.LANGUAGES] = i18n.Languages.load(settings.languages)
     env = aiohttp_jinja2.setup(
@@ -86,6 +93,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         if desk is not None:
             await desk.recover()
             desk.warm()  # the workers start in the background, ready for the first recorded call
+        await router.start()
         purge: asyncio.Task[None] | None = None
         if settings.recording_retention_days > 0:  # recordings past retention go now and every interval
             purge = asyncio.create_task(purge_periodically(
@@ -96,7 +104,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-        await switchboard.close()
+        await router.close()
         if desk is not None:
             await desk.close()
         await engine.dispose()

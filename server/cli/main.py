@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        logging.getLogger("server.live.switchboard").setLevel(logging.WARNING)
+        logging.getLogger("server.live.writer").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)
         logging.getLogger("aioice").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -32,7 +32,7 @@ async def timeline(harness: Harness, call_id: str) -> list[dict[str, Any]]:
 
 
 async def the_call_id(harness: Harness) -> str:
-    calls = list(harness.switchboard.calls)
+    calls = list(harness.switch.calls)
     assert len(calls) == 1, calls
     return calls[0]
 

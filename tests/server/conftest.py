@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,10 +15,12 @@ import socketio
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
-from server.keys import IDENTITIES, SWITCHBOARD
-from server.live.switchboard import Switchboard
+from server.keys import DESK, IDENTITIES, ROUTER
+from server.live.recording_desk import RecordingDesk
+from server.live.router import LocalRouter
 from server.records.identities import IdentityStore
 from server.settings import Settings, load_settings
+from signaling.switch import Switch
 
 EVENT_TIMEOUT = 5.0
 # Pages are rendered in the language the browser asks for; tests that read English texts ask for English.
@@ -25,8 +28,10 @@ ENGLISH = {"Accept-Language": "en"}
 
 
 class FakeClock:
+    """Wall-clock time that moves only when a test says so (it starts at the real time: dates matter)."""
+
     def __init__(self) -> None:
-        self.t = 1000.0
+        self.t = time.time()
 
     def now(self) -> float:
         return self.t
@@ -94,8 +99,17 @@ class Harness:
         return str(self.server.make_url("/"))
 
     @property
-    def switchboard(self) -> Switchboard:
-        return self.server.app[SWITCHBOARD]
+    def router(self) -> LocalRouter:
+        return self.server.app[ROUTER]
+
+    @property
+    def switch(self) -> Switch:
+        """The core's live state (read it; only the router's writer changes it)."""
+        return self.router.switch
+
+    @property
+    def desk(self) -> RecordingDesk:
+        return self.server.app[DESK]
 
     @property
     def identities(self) -> IdentityStore:
@@ -126,7 +140,7 @@ class Harness:
     async def advance(self, seconds: float) -> None:
         """Move the fake clock and let the server run what became due."""
         self.clock.t += seconds
-        await self.switchboard.run_due()
+        await self.router.tick()
 
 
 HarnessFactory = Callable[..., Awaitable[Harness]]

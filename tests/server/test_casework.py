@@ -204,7 +204,7 @@ async def test_hash_chain_verifies_and_names_a_tampered_event(harness: Harness) 
 
 async def test_follow_up_after_closing_time_counts_from_next_working_day(harness_factory: HarnessFactory) -> None:
     harness = await harness_factory(service_hours="08:30-17:30")
-    work = harness.switchboard.casework
+    work = harness.switch.policy
     tz = harness.settings.tz
     # Thursday 2026-09-24, the day before the Mid-Autumn holiday (Fri 25 - Sun 27)
     before = dt.datetime(2026, 9, 24, 16, 0, tzinfo=tz)
