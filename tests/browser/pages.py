@@ -1,9 +1,9 @@
 """Drivers for the kiosk page and the clerk console, by their data-testid attributes and ``<body data-state>``.
 
-The pages keep their RTCPeerConnection private (inside ``VW.CallPeer``), so each browser context runs
-:data:`TRACK_PEERS_JS` before any page script: it subclasses ``window.RTCPeerConnection`` to remember every
-instance in ``window.__vwPeers``. The pages themselves are not changed; the tests read ``getStats()`` of
-those connections.
+The pages keep their RTCPeerConnection private (inside ``CallPeer``, client/static/shared/peer.js), so each
+browser context runs :data:`TRACK_PEERS_JS` before any page script: it subclasses ``window.RTCPeerConnection``
+to remember every instance in ``window.__vwPeers``. The pages themselves are not changed; the tests read
+``getStats()`` of those connections.
 """
 
 from __future__ import annotations
