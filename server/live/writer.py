@@ -94,6 +94,11 @@ class Writer:
 
     # ------------------------------------------------------------------ the queue
 
+    @property
+    def waiting(self) -> int:
+        """Commands waiting behind the one being applied."""
+        return len(self._waiting)
+
     async def submit(self, cmd: Command) -> Answer:
         """Apply ``cmd`` after every command submitted before it; its answer once its effects are carried out."""
         if self._busy:

@@ -10,8 +10,9 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import HarnessFactory
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, kiosk_and_clerk_in_call, until
+from tests.browser.pages import Contexts, add_clerk, add_kiosk, kiosk_and_clerk_in_call
 from tests.server.conftest import Harness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

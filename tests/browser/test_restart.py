@@ -15,11 +15,12 @@ from playwright.async_api import expect
 
 from client.bot import ClerkBot, KioskBot
 from server.keys import RECORDS
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, until
+from tests.browser.pages import Contexts, add_clerk, add_kiosk
 from tests.browser.rtc_scripts import BREAK_FIRST_PEERS_JS, install
 from tests.conftest import BreakAttempts
 from tests.sabotage import black_hole_socket
 from tests.server.conftest import Harness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

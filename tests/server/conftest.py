@@ -18,6 +18,7 @@ from server.app import create_app
 from server.keys import DESK, IDENTITIES, ROUTER
 from server.live.recording_desk import RecordingDesk
 from server.live.router import LocalRouter
+from server.live.writer import SystemClock
 from server.records.identities import IdentityStore
 from server.settings import Settings, load_settings
 from signaling.switch import Switch
@@ -91,7 +92,7 @@ class Peer:
 class Harness:
     server: TestServer
     settings: Settings
-    clock: FakeClock
+    clock: FakeClock | SystemClock
     peers: list[Peer] = field(default_factory=list)
 
     @property
@@ -139,6 +140,7 @@ class Harness:
 
     async def advance(self, seconds: float) -> None:
         """Move the fake clock and let the server run what became due."""
+        assert isinstance(self.clock, FakeClock), "this harness runs on real time"
         self.clock.t += seconds
         await self.router.tick()
 
@@ -146,8 +148,9 @@ class Harness:
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
-async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
-    """The real app on 127.0.0.1 with a FakeClock and fast queue updates.
+
+async def start_harness(data_dir: Path, real_time: bool = False, **overrides: Any) -> Harness:
+    """The real app on 127.0.0.1 with a FakeClock (or, with ``real_time``, the real one) and fast queue updates.
 
     No recorder workers unless a test asks for them (``recording_workers=1``): most tests place recorded
     calls without media, and a worker process per test would only cost time.
@@ -155,7 +158,7 @@ async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
     overrides.setdefault("queue_update_interval_s", 0.05)
     overrides.setdefault("recording_workers", 0)
     settings = load_settings(data_dir=data_dir, **overrides)
-    clock = FakeClock()
+    clock = SystemClock() if real_time else FakeClock()
     server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
     await server.start_server()
     return Harness(server, settings, clock)
@@ -165,8 +168,8 @@ async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
 async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
     made: list[Harness] = []
 
-    async def make(**overrides: Any) -> Harness:
-        h = await start_harness(tmp_path / f"data{len(made)}", **overrides)
+    async def make(real_time: bool = False, **overrides: Any) -> Harness:
+        h = await start_harness(tmp_path / f"data{len(made)}", real_time, **overrides)
         made.append(h)
         return h
 
