@@ -75,8 +75,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         found = await auth.user_from_cookie(app, cookie)
         return found[0] if found else None
 
-    sio.register_namespace(KioskNamespace(router, presence, identities, desk))
-    sio.register_namespace(ClerkNamespace(router, presence, identities, desk, session_user))
+    sio.register_namespace(KioskNamespace(router, identities, desk))
+    sio.register_namespace(ClerkNamespace(router, identities, desk, session_user))
 
     app[i18n.LANGUAGES] = i18n.Languages.load(settings.languages)
     env = aiohttp_jinja2.setup(

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import socketio
 
-from server.live.presence import CLERK_NS, KIOSK_NS, Presence
+from server.live.presence import CLERK_NS, KIOSK_NS
 from server.live.recording_desk import RecorderUnavailableError
 from server.live.writer import Answer
 from server.records.identities import Clerk, IdentityStore
@@ -47,6 +47,11 @@ CLOSED = frozenset({"client disconnect", "server disconnect"})  # said goodbye, 
 
 
 class Router(Protocol):
+    def attach(self, party: Party, sid: str) -> str:
+        """This node's socket ``sid`` is now ``party``'s; the connection's id for the core."""
+
+    def detach(self, party: Party, sid: str) -> None: ...
+
     async def submit(self, cmd: Command) -> Answer: ...
 
 
@@ -72,15 +77,15 @@ def _refuse(what: str) -> socketio.exceptions.ConnectionRefusedError:
 
 
 class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, namespace: str, router: Router, presence: Presence, identities: IdentityStore,
+    def __init__(self, namespace: str, router: Router, identities: IdentityStore,
                  recorder: Recorder | None, schemas: dict[str, tuple[type[Any], type[Any]]]) -> None:
         super().__init__(namespace)
         self.router = router
-        self.presence = presence
         self.identities = identities
         self.recorder = recorder
         self.schemas = schemas
         self.peers: dict[str, tuple[Party, KioskCard | ClerkCard]] = {}
+        self.conns: dict[str, str] = {}  # sid -> the connection's id for the core
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         # the server refuses client events named like these (server.live.sockets), so these are real
@@ -97,13 +102,14 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if entry is None:
             return
         party, card = entry
-        self.presence.attach(party, sid)
-        cmd = KioskConnected(sid, card) if isinstance(card, KioskCard) else ClerkConnected(sid, card)
+        conn = self.conns[sid] = self.router.attach(party, sid)
+        cmd = KioskConnected(conn, card) if isinstance(card, KioskCard) else ClerkConnected(conn, card)
         answer = await self.router.submit(cmd)
         if answer.error is not None:
             logger.warning("%s refused after connecting: %s", party, answer.error.message)
             self.peers.pop(sid, None)
-            self.presence.detach(party, sid)
+            self.conns.pop(sid, None)
+            self.router.detach(party, sid)
             await self.emit("refused", answer.error.as_dict(), to=sid)
             await self.disconnect(sid)
 
@@ -112,9 +118,10 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if entry is None:
             return
         party = entry[0]
-        self.presence.detach(party, sid)
+        conn = self.conns.pop(sid, sid)
+        self.router.detach(party, sid)
         logger.info("%s disconnected: %s", party, reason)
-        await self.router.submit(Disconnected(party, sid, lost=reason not in CLOSED))
+        await self.router.submit(Disconnected(party, conn, lost=reason not in CLOSED))
 
     async def dispatch(self, sid: str, event: str, payload: tuple[Any, ...]) -> dict[str, Any]:
         entry = self.peers.get(sid)
@@ -130,7 +137,7 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 raise SignalingError(errors.INVALID_PAYLOAD, f"send one payload object, got {len(payload)} arguments")
             msg = messages.parse(schema[0], payload[0] if payload else None)
             fresh = secrets.token_urlsafe(16) if event in FRESH_ID_EVENTS else ""
-            answer = await self.router.submit(Received(party, sid, event, msg, fresh))
+            answer = await self.router.submit(Received(party, self.conns.get(sid, sid), event, msg, fresh))
             if answer.error is None and event == "recorder_offer":
                 return await self._recorder_offer(party, msg)
         except SignalingError as exc:
@@ -161,9 +168,8 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
 
 class KioskNamespace(_Namespace):
-    def __init__(self, router: Router, presence: Presence, identities: IdentityStore,
-                 recorder: Recorder | None) -> None:
-        super().__init__(KIOSK_NS, router, presence, identities, recorder, messages.KIOSK_IN)
+    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None) -> None:
+        super().__init__(KIOSK_NS, router, identities, recorder, messages.KIOSK_IN)
 
     async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:
         kiosk = await self.identities.kiosk_by_token(_token(auth))
@@ -189,9 +195,9 @@ def _cookie(environ: Any, name: str) -> str | None:
 class ClerkNamespace(_Namespace):
     """Clerks connect with their token (bots, provisioned consoles) or their login session cookie."""
 
-    def __init__(self, router: Router, presence: Presence, identities: IdentityStore, recorder: Recorder | None,
+    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None,
                  session_user: SessionLookup) -> None:
-        super().__init__(CLERK_NS, router, presence, identities, recorder, messages.CLERK_IN)
+        super().__init__(CLERK_NS, router, identities, recorder, messages.CLERK_IN)
         self.session_user = session_user
 
     async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:

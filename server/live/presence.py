@@ -52,6 +52,9 @@ class Presence:
         except Exception:  # a broken socket must not stop the messages to everyone else
             logger.exception("sending %s to %s failed", event, party)
 
+    async def flush(self) -> None:
+        """Everything is sent as it comes (see the cluster's outlet for batches)."""
+
     async def drop(self, party: Party, sid: str) -> None:
         try:
             await self.sio.disconnect(sid, namespace=namespace_of(party))

@@ -16,7 +16,7 @@ from server.live.presence import Presence
 from server.live.writer import Answer, Clock, Recorder, Writer
 from server.records.casework import CaseFiles
 from server.records.identities import IdentityStore
-from signaling.commands import ClerkCard, Command, Revoked, RosterChanged
+from signaling.commands import ClerkCard, Command, Party, Revoked, RosterChanged
 from signaling.policy import CallPolicy
 from signaling.switch import Switch
 
@@ -59,6 +59,13 @@ class LocalRouter:
         self.identities.on_roster_change(self.roster_changed)
         if pending:
             logger.info("%d wrap-up(s) still owed by clerks", len(pending))
+
+    def attach(self, party: Party, sid: str) -> str:
+        self.presence.attach(party, sid)
+        return sid
+
+    def detach(self, party: Party, sid: str) -> None:
+        self.presence.detach(party, sid)
 
     async def submit(self, cmd: Command) -> Answer:
         return await self.writer.submit(cmd)

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 import msgspec
 
-from server.live.presence import Presence
+from server.records.fence import DeposedError, Fence
 from signaling import errors
-from signaling.commands import Command, Received, SendPositions, Tick
+from signaling.commands import Command, Party, Received, SendPositions, Tick
 from signaling.effects import RECORDS, Drop, FinishRecording, QueueMoved, Send, WarmRecorder
 from signaling.errors import SignalingError
 from signaling.switch import Outcome, Switch
@@ -50,7 +50,17 @@ class SystemClock:
 
 
 class Filer(Protocol):
-    async def commit(self, records: list[Any]) -> dict[str, Any]: ...
+    async def commit(self, records: list[Any], fence: Fence | None = None) -> dict[str, Any]: ...
+
+
+class Outlet(Protocol):
+    """Where messages and disconnects go: this node's sockets, or every node's (several nodes)."""
+
+    async def send(self, party: Party, event: str, data: Any) -> None: ...
+
+    async def drop(self, party: Party, conn: str) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class Recorder(Protocol):
@@ -73,8 +83,9 @@ class Answer:
 
 
 class Writer:
-    def __init__(self, switch: Switch, files: Filer, presence: Presence, clock: Clock, *,
-                 queue_update_interval_s: float, recorder: Recorder | None = None) -> None:
+    def __init__(self, switch: Switch, files: Filer, presence: Outlet, clock: Clock, *,
+                 queue_update_interval_s: float, recorder: Recorder | None = None,
+                 enqueue: Callable[[Command], Coroutine[Any, Any, Any]] | None = None) -> None:
         self.switch = switch
         self.files = files
         self.presence = presence
@@ -91,6 +102,9 @@ class Writer:
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.applied = 0  # commands applied (for the benchmarks and the live board)
+        # how the writer's own commands (timer ticks, batched position updates) join the order of commands:
+        # this node's queue, or (several nodes) the cluster's journal
+        self.enqueue: Callable[[Command], Coroutine[Any, Any, Any]] = enqueue or self.submit
 
     # ------------------------------------------------------------------ the queue
 
@@ -133,7 +147,12 @@ class Writer:
         self._busy = False
 
     async def _process(self, cmd: Command) -> Answer:
-        now = self.clock.now()
+        return await self.apply(cmd, self.clock.now())
+
+    async def apply(self, cmd: Command, now: float, *, fence: Fence | None = None, write: bool = True,
+                    tell: bool = True) -> Answer:
+        """Apply ``cmd`` at ``now``: commit its records (unless ``write`` is off: they are on record already),
+        then carry out the rest (unless ``tell`` is off). Only the caller that owns the order calls this."""
         try:
             outcome = self.switch.apply(cmd, now)
         except Exception:
@@ -144,9 +163,12 @@ class Writer:
             return Answer(None, outcome.error)
         records = [e for e in outcome.effects if isinstance(e, RECORDS)]
         extra: dict[str, Any] = {}
-        if records:
+        if records and write:
             try:
-                extra = await self.files.commit(records)
+                extra = await self.files.commit(records, fence)
+            except DeposedError:
+                self._rebuild()
+                raise
             except Exception:
                 logger.exception("records could not be written for %s; the command is undone", type(cmd).__name__)
                 self._rebuild()
@@ -154,7 +176,8 @@ class Writer:
                                                    "nothing was done; try again in a moment"))
         self.applied += 1
         self._remember(cmd, now, outcome)
-        await self._carry_out(outcome)
+        if tell:
+            await self._carry_out(outcome)
         self._reschedule()
         reply = msgspec.to_builtins(outcome.reply) if outcome.reply is not None else None
         if extra and reply is not None:
@@ -180,6 +203,7 @@ class Writer:
                 case FinishRecording(call_id=call_id):
                     if self.recorder is not None:
                         self._spawn(self._finish_recording(self.recorder, call_id))
+        await self.presence.flush()
 
     # ------------------------------------------------------------------ undo
 
@@ -219,12 +243,12 @@ class Writer:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._spawn(self.tick())
+        self._spawn(self.enqueue(Tick()))
 
     def _on_flush(self) -> None:
         self._flush = None
         groups, self._dirty = tuple(sorted(self._dirty)), set()
-        self._spawn(self.submit(SendPositions(groups)))
+        self._spawn(self.enqueue(SendPositions(groups)))
 
     # ------------------------------------------------------------------ background work
 

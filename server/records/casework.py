@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.records.chain import ChainHead
 from server.records.db import calls, events, followups, matters, ratings
+from server.records.fence import Fence, check
 from signaling.casefile import EndedCall, PendingWrapUp
 from signaling.effects import CallEvent, CaseRef, FileCallback, FileRating, FileWrapUp, OpenCall, Record
 
@@ -34,10 +35,15 @@ class CaseFiles:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def commit(self, records: Sequence[Record]) -> dict[str, Any]:
-        """Write ``records`` in one transaction; return the fields they add to the acknowledgement."""
+    async def commit(self, records: Sequence[Record], fence: Fence | None = None) -> dict[str, Any]:
+        """Write ``records`` in one transaction; return the fields they add to the acknowledgement.
+
+        With a ``fence`` (several nodes), the transaction first checks that its leader still leads.
+        """
         reply: dict[str, Any] = {}
         async with self.engine.begin() as conn:
+            if fence is not None:
+                await check(conn, fence)
             head = await ChainHead.lock(conn)
             rows: list[dict[str, Any]] = []
             for r in records:

@@ -156,6 +156,14 @@ recordings = sa.Table(
     sa.Column("delete_reason", sa.String(200)),
 )
 
+cluster_fence = sa.Table(
+    "cluster_fence", metadata,  # one row: the routing leader's fencing token (several nodes on Redis)
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("leader", sa.String(64), nullable=False, server_default=""),
+    sa.Column("last_id", sa.String(32), nullable=False, server_default=""),  # last journal entry committed
+)
+
 web_sessions = sa.Table(
     "web_sessions", metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),

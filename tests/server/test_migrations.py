@@ -25,7 +25,7 @@ async def test_upgrade_empty_database_to_head(tmp_path: Path) -> None:
     path = tmp_path / "r.sqlite3"
     await asyncio.to_thread(db.upgrade, db.sqlite_url(path))
     assert set(db.metadata.tables) <= tables(path)
-    assert revision(path) == "0003"
+    assert revision(path) == "0004"
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT count FROM chain_head WHERE id = 1").fetchone()[0] == 0
@@ -44,7 +44,7 @@ async def test_upgrade_keeps_data_and_downgrade_reverts(tmp_path: Path) -> None:
     await engine.dispose()
 
     await asyncio.to_thread(db.upgrade, url)
-    assert revision(path) == "0003" and "events" in tables(path) and "recordings" in tables(path)
+    assert revision(path) == "0004" and "events" in tables(path) and "cluster_fence" in tables(path)
     engine = db.make_engine(url)
     store = IdentityStore(engine)
     assert await store.kiosk_by_token(token) == kiosk

@@ -26,12 +26,12 @@ class GatedCommit:
         self.release = asyncio.Event()
         self.used = False
 
-    async def __call__(self, records: Sequence[Record]) -> dict[str, Any]:
+    async def __call__(self, records: Sequence[Record], fence: Any = None) -> dict[str, Any]:
         if not self.used and any(isinstance(r, CallEvent) and r.kind == self.kind for r in records):
             self.used = True
             self.held.set()
             await self.release.wait()
-        return await self.commit(records)
+        return await self.commit(records, fence)
 
 
 @pytest.mark.parametrize("visitor", ["hangs up", "drops"])
@@ -84,10 +84,10 @@ async def test_a_command_whose_records_cannot_be_written_has_no_effect(harness: 
     real = files.commit
     failures = iter([True])
 
-    async def flaky(records: Sequence[Record]) -> dict[str, Any]:
+    async def flaky(records: Sequence[Record], fence: Any = None) -> dict[str, Any]:
         if next(failures, False):
             raise OSError("disk full")
-        return await real(records)
+        return await real(records, fence)
 
     monkeypatch.setattr(files, "commit", flaky)
     ack = await kiosk.call("request_call", {"field": "tax", "language": "en"})
