@@ -13,9 +13,9 @@ from aiohttp import web
 
 from server.keys import DB, DESK, EVIDENCE, IDENTITIES, RECORDS, ROUTER, SETTINGS, SIO
 from server.live.namespaces import ClerkNamespace, KioskNamespace
-from server.live.presence import CLERK_NS, KIOSK_NS, Presence
+from server.live.presence import CLERK_NS, KIOSK_NS
 from server.live.recording_desk import RecordingDesk
-from server.live.router import LocalRouter
+from server.live.router import make_router
 from server.live.sockets import SocketServer
 from server.live.writer import Clock, SystemClock
 from server.records import db
@@ -60,8 +60,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     evidence = RecordingStore(records, settings.recordings_root)
     app[EVIDENCE] = evidence
     desk = RecordingDesk(evidence, settings.recording_workers) if settings.records_calls else None
-    presence = Presence(sio)
-    router = LocalRouter(settings.policy(), CaseFiles(engine), identities, presence, clock or SystemClock(), desk)
+    router = make_router(settings, CaseFiles(engine), identities, sio, clock or SystemClock(), desk)
     if desk is not None:
         async def interrupted(call_id: str, participant: str) -> None:
             await router.submit(RecorderLost(call_id, participant))  # type: ignore[arg-type]

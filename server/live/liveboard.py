@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from server.live.router import LocalRouter
 from signaling.calls import WAITING, CallState
+from signaling.switch import Switch
 
 
-def snapshot(router: LocalRouter) -> dict[str, Any]:
+class HasBoard(Protocol):
+    def board(self) -> dict[str, Any]: ...
+
+
+def snapshot(router: HasBoard) -> dict[str, Any]:
+    """Live state for the administrator's board, from whichever node runs the core."""
+    return router.board()
+
+
+def board_of(sw: Switch, now: float) -> dict[str, Any]:
     """Live state for the administrator's board: queues, clerks, calls in progress."""
-    sw = router.switch
-    now = router.clock.now()
     regions = sw.policy.regions
     queues: dict[tuple[str, str], dict[str, Any]] = {}
     in_progress = []

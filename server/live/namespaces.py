@@ -47,7 +47,7 @@ CLOSED = frozenset({"client disconnect", "server disconnect"})  # said goodbye, 
 
 
 class Router(Protocol):
-    def attach(self, party: Party, sid: str) -> str:
+    def attach(self, party: Party, sid: str, card: KioskCard | ClerkCard) -> str:
         """This node's socket ``sid`` is now ``party``'s; the connection's id for the core."""
 
     def detach(self, party: Party, sid: str) -> None: ...
@@ -102,7 +102,7 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if entry is None:
             return
         party, card = entry
-        conn = self.conns[sid] = self.router.attach(party, sid)
+        conn = self.conns[sid] = self.router.attach(party, sid, card)
         cmd = KioskConnected(conn, card) if isinstance(card, KioskCard) else ClerkConnected(conn, card)
         answer = await self.router.submit(cmd)
         if answer.error is not None:

@@ -1,9 +1,11 @@
-"""The router: where commands go to be applied. One node runs the core itself (:class:`LocalRouter`).
+"""The router: where commands go to be applied.
 
-The namespaces, the admin pages and the recording desk talk to a router
+One node runs the core itself (:class:`LocalRouter`, the embedded default);
+several nodes share one core through Redis (:class:`server.live.cluster.RedisRouter`).
+The namespaces, the admin pages and the recording desk talk to a :class:`Router`
 only: ``submit`` a command and get its answer, ``revoke`` an identity, say the
-roster of clerks changed. :func:`make_router` chooses the implementation from
-the settings, in one place.
+roster of clerks changed, read the live board. :func:`make_router` chooses the
+implementation from the settings, in one place.
 """
 
 from __future__ import annotations
@@ -11,18 +13,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any, Protocol
 
+import socketio
+
+from server.live.liveboard import board_of
 from server.live.presence import Presence
 from server.live.writer import Answer, Clock, Recorder, Writer
 from server.records.casework import CaseFiles
 from server.records.identities import IdentityStore
-from signaling.commands import ClerkCard, Command, Party, Revoked, RosterChanged
+from server.settings import Settings
+from signaling.commands import ClerkCard, Command, KioskCard, Party, Revoked, RosterChanged
 from signaling.policy import CallPolicy
 from signaling.switch import Switch
 
 logger = logging.getLogger(__name__)
 
 ROSTER_REFRESH_S = 60.0  # clerks added or revoked by another process (the command line) are seen this soon
+
+
+class Router(Protocol):
+    def attach(self, party: Party, sid: str, card: KioskCard | ClerkCard) -> str: ...
+
+    def detach(self, party: Party, sid: str) -> None: ...
+
+    async def submit(self, cmd: Command) -> Answer: ...
+
+    async def tick(self) -> Answer: ...
+
+    async def revoke(self, ident: str) -> None: ...
+
+    async def roster_changed(self) -> None: ...
+
+    def board(self) -> dict[str, Any]: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def make_router(settings: Settings, files: CaseFiles, identities: IdentityStore, sio: socketio.AsyncServer,
+                clock: Clock, recorder: Recorder | None) -> Router:
+    """Several nodes on Redis when ``redis_url`` is set; otherwise this process alone, in memory."""
+    if settings.redis_url:
+        from server.live.cluster import RedisRouter, new_node_id
+
+        return RedisRouter(settings.redis_url, new_node_id(settings.port), settings.policy(), files, identities,
+                           clock, recorder, sio)
+    return LocalRouter(settings.policy(), files, identities, Presence(sio), clock, recorder)
 
 
 class LocalRouter:
@@ -60,7 +98,7 @@ class LocalRouter:
         if pending:
             logger.info("%d wrap-up(s) still owed by clerks", len(pending))
 
-    def attach(self, party: Party, sid: str) -> str:
+    def attach(self, party: Party, sid: str, card: KioskCard | ClerkCard) -> str:
         self.presence.attach(party, sid)
         return sid
 
@@ -69,6 +107,9 @@ class LocalRouter:
 
     async def submit(self, cmd: Command) -> Answer:
         return await self.writer.submit(cmd)
+
+    def board(self) -> dict[str, Any]:
+        return board_of(self.switch, self.clock.now())
 
     async def tick(self) -> Answer:
         return await self.writer.tick()

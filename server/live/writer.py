@@ -147,7 +147,9 @@ class Writer:
         self._busy = False
 
     async def _process(self, cmd: Command) -> Answer:
-        return await self.apply(cmd, self.clock.now())
+        answer = await self.apply(cmd, self.clock.now())
+        await self.presence.flush()
+        return answer
 
     async def apply(self, cmd: Command, now: float, *, fence: Fence | None = None, write: bool = True,
                     tell: bool = True) -> Answer:
@@ -203,7 +205,6 @@ class Writer:
                 case FinishRecording(call_id=call_id):
                     if self.recorder is not None:
                         self._spawn(self._finish_recording(self.recorder, call_id))
-        await self.presence.flush()
 
     # ------------------------------------------------------------------ undo
 

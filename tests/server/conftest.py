@@ -101,7 +101,9 @@ class Harness:
 
     @property
     def router(self) -> LocalRouter:
-        return self.server.app[ROUTER]
+        router = self.server.app[ROUTER]
+        assert isinstance(router, LocalRouter), "this harness runs one node"
+        return router
 
     @property
     def switch(self) -> Switch:
