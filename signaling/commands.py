@@ -59,11 +59,13 @@ class Command(msgspec.Struct, frozen=True, tag=True):
 class KioskConnected(Command, frozen=True):
     conn: str  # the connection (socket) id; a newer connection of the same kiosk replaces the older
     kiosk: KioskCard
+    again: bool = False  # a node announcing its sockets anew (the live state started afresh): never replaces
 
 
 class ClerkConnected(Command, frozen=True):
     conn: str
     clerk: ClerkCard
+    again: bool = False
 
 
 class Disconnected(Command, frozen=True):

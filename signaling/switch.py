@@ -156,10 +156,12 @@ class Switch:
                 return handler(self, party, msg, fresh, now, out)
             case Tick():
                 self._tick(now, out)
-            case KioskConnected(conn=conn, kiosk=kiosk):
-                self._kiosk_connected(conn, kiosk, now, out)
-            case ClerkConnected(conn=conn, clerk=clerk):
-                self._clerk_connected(conn, clerk, now, out)
+            case KioskConnected(conn=conn, kiosk=kiosk, again=again):
+                if not (again and kiosk.id in self.kiosks):  # an announcement never replaces a connection
+                    self._kiosk_connected(conn, kiosk, now, out)
+            case ClerkConnected(conn=conn, clerk=clerk, again=again):
+                if not (again and clerk.id in self.clerks):
+                    self._clerk_connected(conn, clerk, now, out)
             case Disconnected(party=party, conn=conn, lost=lost):
                 self._disconnected(party, conn, lost, now, out)
             case RecorderAnswered(call_id=call_id, participant=who, error=error):

@@ -270,7 +270,8 @@ class RedisRouter:
                            len(self._local))
             for sid, (_, card) in list(self._local.items()):
                 conn = f"{self.node}/{sid}"
-                cmd = KioskConnected(conn, card) if isinstance(card, KioskCard) else ClerkConnected(conn, card)
+                cmd = (KioskConnected(conn, card, again=True) if isinstance(card, KioskCard)
+                       else ClerkConnected(conn, card, again=True))
                 self._spawn(self.submit(cmd))
         self._generation = gen
         if board:

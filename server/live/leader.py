@@ -88,11 +88,16 @@ class Leader:
             logger.warning("node %s leads the cluster (fencing token %d) after %.2f s", self.node, self.epoch,
                            time.monotonic() - started)
             chores = asyncio.create_task(self._chores(), name="leader-chores")
+            follow = asyncio.create_task(self._follow_journal(), name="follow-journal")
             try:
-                await asyncio.wait([renew, chores, asyncio.create_task(self._follow_journal())],
-                                   return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([renew, chores, follow], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # the reason it stopped leading, raised
             finally:
-                chores.cancel()
+                for task in (chores, follow):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
         finally:
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
