@@ -20,8 +20,11 @@ from server.live import liveboard
 from server.records.db import events, followups, matters, ratings
 from server.records.identities import Clerk
 from server.settings import load_settings
+from tests.conftest import NewDatabase
 from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login
+
+pytestmark = pytest.mark.databases
 
 JIADING = "sh/jiading"
 PUTUO = "sh/putuo"
@@ -82,8 +85,8 @@ async def add_call(app: web.Application, *, region: str, field_id: str, clerk: C
 
 
 @pytest.fixture
-async def world(aiohttp_client: ClientFactory, tmp_path: Path) -> World:
-    app = create_app(load_settings(data_dir=tmp_path))
+async def world(aiohttp_client: ClientFactory, tmp_path: Path, new_database: NewDatabase) -> World:
+    app = create_app(load_settings(data_dir=tmp_path, database_url=new_database()))
     client = await aiohttp_client(app, headers=ENGLISH)  # the checks below read the pages' English texts
     ids = app[IDENTITIES]
     admin, _ = await ids.add_user("Ada Admin", "admin", username="admin", password=PASSWORD)

@@ -17,7 +17,10 @@ from server.keys import DB, IDENTITIES
 from server.records.db import web_sessions
 from server.settings import load_settings
 from server.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from tests.conftest import NewDatabase
 from tests.server.conftest import ENGLISH
+
+pytestmark = pytest.mark.databases
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[web.Application], Awaitable[Client]]
@@ -54,8 +57,8 @@ def session_cookie(client: Client) -> str | None:
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> web.Application:
-    app = create_app(load_settings(data_dir=tmp_path))
+async def app(tmp_path: Path, new_database: NewDatabase) -> web.Application:
+    app = create_app(load_settings(data_dir=tmp_path, database_url=new_database()))
     return app
 
 

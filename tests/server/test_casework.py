@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 from server.keys import RECORDS
 from server.records.db import calls, events, followups, matters, ratings
 from tests.server.conftest import Harness, HarnessFactory, Peer
 from tests.server.test_signaling_server import connect_call, place_call
+
+pytestmark = pytest.mark.databases
 
 VALID_CODE = "91350100M000100Y43"
 INDIVIDUAL_BUSINESS_CODE = "92141127MA0KD1Y64A"
@@ -193,9 +195,8 @@ async def test_hash_chain_verifies_and_names_a_tampered_event(harness: Harness) 
     assert (await records.verify_call(call_id)).ok
     evs = await rows(harness, events, call_id=call_id)
     target = evs[2]["id"]
-    db_path = harness.settings.data_dir / "records.sqlite3"
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("UPDATE events SET actor = 'clerk:forged' WHERE id = ?", (target,))
+    async with records.engine.begin() as conn:  # someone edits the log behind the application's back
+        await conn.execute(events.update().where(events.c.id == target).values(actor="clerk:forged"))
     status = await records.verify()
     assert not status.ok and status.first_bad_id == target and "altered" in status.problem
     call_status = await records.verify_call(call_id)
