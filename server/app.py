@@ -24,14 +24,14 @@ from server.records.identities import Clerk, IdentityStore
 from server.settings import Settings
 from server.web import auth, i18n
 from server.web.auth import session_middleware
-from server.web.middlewares import security_headers
+from server.web.middlewares import security_headers, storable_text
 from server.web.routes import setup_routes
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[security_headers, session_middleware])
+    app = web.Application(middlewares=[security_headers, storable_text, session_middleware])
     app[SETTINGS] = settings
     engine = make_engine(settings.db_url)
     app[DB] = engine

@@ -24,6 +24,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 metadata = sa.MetaData()
 
+MAX_ID = 2**31 - 1
+"""The largest value of an ``Integer`` id (PostgreSQL's 32-bit ``integer``; it refuses a larger parameter where
+SQLite finds no row): look-ups of an id from outside check against it first."""
+
 kiosks = sa.Table(
     "kiosks", metadata,
     sa.Column("id", sa.String(32), primary_key=True),

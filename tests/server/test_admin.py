@@ -518,3 +518,28 @@ async def test_pages_escape_what_people_typed(world: World) -> None:
                                                    "region": JIADING_PARK})
     html = await (await world.client.get("/admin/kiosks")).text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+async def test_out_of_range_numbers_and_nul_bytes_in_requests_are_not_server_errors(world: World) -> None:
+    """What SQLite takes silently PostgreSQL refuses (a page past any 64-bit offset, an id past a 32-bit
+    column, a NUL character in text): the pages answer as for any other unknown value or refuse the request
+    with 400, the same on both databases, never with a 500."""
+    await world.as_admin()
+    huge = "9" * 30
+    for path in (f"/sessions?page={huge}", f"/followups?page={huge}", f"/sessions?page={2**62}"):
+        resp = await world.client.get(path)
+        assert resp.status == 200, (path, resp.status, await resp.text())
+    for path in ("/recordings/999999999999999999", "/recordings/2147483648", "/admin/clerks/" + "x" * 100):
+        resp = await world.client.get(path)
+        assert resp.status == 404, (path, resp.status, await resp.text())
+    for path in ("/sessions?clerk=%00", "/sessions?district=sh%00", "/followups?x%00=1", "/sessions/x%00y",
+                 "/admin/clerks/x%00y"):
+        resp = await world.client.get(path)
+        assert resp.status == 400 and "NUL" in await resp.text(), (path, resp.status)
+    resp = await world.client.post("/login", data={"username": "admin\x00", "password": "x", "csrf_token": "x"})
+    assert resp.status == 400
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await (await world.client.get("/followups")).text())
+    assert token is not None
+    for fid in ("2147483648", "99999999999999999999"):
+        resp = await world.client.post(f"/followups/{fid}/resolve", data={"note": "done", "csrf_token": token[1]})
+        assert resp.status == 404, (fid, resp.status, await resp.text())

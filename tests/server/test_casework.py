@@ -157,6 +157,27 @@ async def test_rating_once_by_the_visitor_of_an_answered_call(harness: Harness) 
     assert (await kiosk.call("rate", {"call_id": cancelled, "score": "satisfied"}))["error"]["code"] == "wrong_state"
 
 
+async def test_text_the_records_cannot_store_is_refused_naming_the_field(harness: Harness) -> None:
+    """A NUL character (PostgreSQL stores none in text) or a lone surrogate: a clear error on both databases,
+    nothing written, and the same filing without it goes through."""
+    clerk = await harness.clerk()
+    kiosk = await harness.kiosk()
+    call_id = await finished_call(kiosk, clerk)
+    matter = {"matter_type": "tax-consultation", "outcome": "completed"}
+    bad = await clerk.call("wrap_up", {"call_id": call_id, "matters": [{**matter, "notes": "a\x00b"}]})
+    assert bad["error"]["code"] == "invalid_payload" and "$.matters[0].notes" in bad["error"]["message"]
+    assert "NUL" in bad["error"]["message"]
+    bad = await kiosk.call("rate", {"call_id": call_id, "score": "satisfied", "reason": "\ud800"})
+    assert bad["error"]["code"] == "invalid_payload" and "$.reason" in bad["error"]["message"]
+    bad = await kiosk.call("request_callback", {"field": "tax", "language": "en", "phone": "021-12345678",
+                                                "description": "\x00"})
+    assert bad["error"]["code"] == "invalid_payload" and "$.description" in bad["error"]["message"]
+    assert await rows(harness, matters) == [] and await rows(harness, ratings) == [] \
+        and await rows(harness, followups) == []
+    await clerk.ok("wrap_up", {"call_id": call_id, "matters": [{**matter, "notes": "ab"}]})
+    await kiosk.ok("rate", {"call_id": call_id, "score": "satisfied", "reason": "ok"})
+
+
 async def test_callback_request_becomes_a_follow_up(harness: Harness) -> None:
     kiosk = await harness.kiosk()
     bad = await kiosk.call("request_callback", {"field": "tax", "language": "en", "phone": "call me"})
