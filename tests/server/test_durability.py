@@ -29,14 +29,15 @@ def database_url(new_database: NewDatabase) -> str:
     return new_database()
 
 
-def cli_run(data_dir: Path, database_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli_run(data_dir: Path, *args: str, database_url: str = "",
+            check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(data_dir), *args], cwd=REPO,
                           check=check, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "VWINDOW_DATABASE_URL": database_url})
 
 
-def cli(data_dir: Path, database_url: str, *args: str) -> str:
-    return cli_run(data_dir, database_url, *args).stdout.strip().splitlines()[-1]
+def cli(data_dir: Path, *args: str, database_url: str = "") -> str:
+    return cli_run(data_dir, *args, database_url=database_url).stdout.strip().splitlines()[-1]
 
 
 @contextlib.asynccontextmanager
@@ -68,9 +69,10 @@ def free_port() -> int:
 
 
 async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path, database_url: str) -> None:
-    kiosk_token = cli(tmp_path, database_url, "kiosk", "add", "--name", "K", "--region", "sh/jiading/xincheng/park-3")
-    clerk_token = cli(tmp_path, database_url, "clerk", "add", "--name", "C", "--fields", "market",
-                      "--regions", "sh/jiading", "--languages", "en")
+    kiosk_token = cli(tmp_path, "kiosk", "add", "--name", "K", "--region", "sh/jiading/xincheng/park-3",
+                      database_url=database_url)
+    clerk_token = cli(tmp_path, "clerk", "add", "--name", "C", "--fields", "market", "--regions", "sh/jiading",
+                      "--languages", "en", database_url=database_url)
     port = free_port()
     async with serving(tmp_path, port, database_url) as proc:
         url = f"http://127.0.0.1:{port}"
@@ -95,12 +97,12 @@ async def test_acknowledged_wrap_up_survives_sigkill(tmp_path: Path, database_ur
     kinds = [r[0] for r in await run_sql(url, "SELECT kind FROM events WHERE call_id = :c ORDER BY id", c=call_id)]
     assert saved == [("92141127MA0KD1Y64A", "completed")]
     assert kinds[-2:] == ["matter_logged", "wrapped_up"]
-    verify = cli_run(tmp_path, database_url, "records", "verify", check=False)
+    verify = cli_run(tmp_path, "records", "verify", database_url=database_url, check=False)
     assert verify.returncode == 0 and "intact" in verify.stdout
 
 
 async def test_records_verify_cli_names_the_tampered_event(tmp_path: Path, database_url: str) -> None:
-    cli(tmp_path, database_url, "kiosk", "add", "--name", "K", "--region", "sh/jiading/xincheng/park-3")
+    cli(tmp_path, "kiosk", "add", "--name", "K", "--region", "sh/jiading/xincheng/park-3", database_url=database_url)
     # an admin action is not logged by the CLI; write two events through the library instead
     from server.records import db
     from server.records.chain import Records
@@ -112,6 +114,6 @@ async def test_records_verify_cli_names_the_tampered_event(tmp_path: Path, datab
     await records.log("admin_action", actor="test", data={"n": 2})
     await engine.dispose()
     await run_sql(url, "UPDATE events SET data = :d WHERE id = :id", d='{"n": 7}', id=first)
-    verify = cli_run(tmp_path, database_url, "records", "verify", check=False)
+    verify = cli_run(tmp_path, "records", "verify", database_url=database_url, check=False)
     assert verify.returncode == 1
     assert f"BROKEN at event {first}" in verify.stdout and "altered" in verify.stdout
