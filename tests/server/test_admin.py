@@ -403,6 +403,7 @@ async def test_admin_adds_a_clerk_whose_token_works(world: World) -> None:
         "clerk_added", "clerk_token_issued", "clerk_revoked"]
 
 
+@pytest.mark.databases("sqlite")  # the form is refused before any query
 async def test_clerk_form_is_checked_against_the_catalog_regions_and_languages(world: World) -> None:
     csrf = await world.as_admin()
     before = await world.app[IDENTITIES].clerks()
@@ -469,6 +470,7 @@ async def test_admin_adds_and_revokes_a_kiosk(world: World) -> None:
 # ---------------------------------------------------------------- live board
 
 
+@pytest.mark.databases("sqlite")  # the live board reads live state, not the records
 async def test_live_board_and_its_api(world: World) -> None:
     await world.as_admin()
     resp = await world.client.get("/admin/api/live")
@@ -482,6 +484,7 @@ async def test_live_board_and_its_api(world: World) -> None:
         assert f'href="{link}"' in html
 
 
+@pytest.mark.databases("sqlite")  # the live board reads live state, not the records
 async def test_live_api_names_fields_and_districts(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot = {
         "queues": [{"field": "tax", "district": JIADING, "district_name": "Jiading District", "waiting": 2,

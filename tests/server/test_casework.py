@@ -224,6 +224,7 @@ async def test_hash_chain_verifies_and_names_a_tampered_event(harness: Harness) 
     assert not call_status.ok and call_status.first_bad_id == target
 
 
+@pytest.mark.databases("sqlite")  # calendar arithmetic only
 async def test_follow_up_after_closing_time_counts_from_next_working_day(harness_factory: HarnessFactory) -> None:
     harness = await harness_factory(service_hours="08:30-17:30")
     work = harness.switchboard.casework

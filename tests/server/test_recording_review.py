@@ -157,6 +157,7 @@ async def test_an_administrator_plays_with_range_requests_and_is_logged(review: 
     assert (await review.app[RECORDS].verify_call(review.calls["a"])).ok
 
 
+@pytest.mark.databases("sqlite")  # rights and the player; the records part runs on both above
 async def test_who_may_play(review: Review) -> None:
     rec_id = review.recs["a/clerk"]
     # anonymous: refused (nothing is served or logged)
@@ -178,6 +179,7 @@ async def test_who_may_play(review: Review) -> None:
     assert [e["actor"] for e in await review.events("a", "recording_played")] == [f"user:{review.admin.id}"]
 
 
+@pytest.mark.databases("sqlite")  # rights and the player; the records part runs on both above
 async def test_the_clerk_of_the_call_plays_when_configured(make_review: ReviewFactory) -> None:
     review = await make_review(recording_playback_clerk=True)
     info = await review.record("a", "visitor", ago(seconds=3000))
@@ -205,6 +207,7 @@ def test_which_requests_start_a_playback(range_header: str | None, starts: bool)
 SCRIPT_RE = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
 
 
+@pytest.mark.databases("sqlite")  # rights and the player; the records part runs on both above
 async def test_the_session_page_lists_recordings_and_plays_them_side_by_side(make_review: ReviewFactory) -> None:
     review = await make_review()
     base = ago(seconds=3000)
