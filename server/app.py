@@ -27,7 +27,7 @@ from server.records.identities import Clerk, IdentityStore
 from server.settings import Settings
 from server.web import auth, i18n
 from server.web.auth import session_middleware
-from server.web.middlewares import security_headers
+from server.web.middlewares import security_headers, storable_text
 from server.web.routes import setup_routes
 from signaling.commands import RecorderLost
 
@@ -36,7 +36,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024 + 4096  # a message up to 1 MiB (and its framing
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[security_headers, session_middleware])
+    app = web.Application(middlewares=[security_headers, storable_text, session_middleware])
     app[SETTINGS] = settings
     engine = make_engine(settings.db_url)
     app[DB] = engine

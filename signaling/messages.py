@@ -134,9 +134,41 @@ def parse(kind: type[T], payload: Any) -> T:
             errors.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}"
         )
     try:
-        return msgspec.convert(payload, kind)
+        msg = msgspec.convert(payload, kind)
     except msgspec.ValidationError as exc:
         raise errors.SignalingError(errors.INVALID_PAYLOAD, str(exc)) from None
+    problem = unstorable_text(payload)
+    if problem:
+        raise errors.SignalingError(errors.INVALID_PAYLOAD, problem)
+    return msg
+
+
+def unstorable_text(value: Any, path: str = "$") -> str | None:
+    """What makes text in ``value`` (nested dicts and lists) unfit for the records, or None.
+
+    PostgreSQL stores no NUL character (U+0000) in text, and neither database takes a lone surrogate
+    (which JSON's ``\\ud800`` escapes can carry): such text is refused up front, with the field named,
+    rather than failing in the database after the command has begun.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path}: text must not contain the NUL character (U+0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path}: text must be valid Unicode (it holds a lone surrogate)"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = unstorable_text(k, path) or unstorable_text(v, f"{path}.{k}")
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            problem = unstorable_text(v, f"{path}[{i}]")
+            if problem:
+                return problem
+    return None
 
 
 def to_builtins(msg: msgspec.Struct) -> Any:

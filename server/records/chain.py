@@ -163,10 +163,16 @@ class Records:
         return ChainStatus(True, len(rows))
 
     async def verify(self, batch: int = 5000) -> ChainStatus:
+        # Other writers (other nodes) may append while the log is walked, so the head is read before and after
+        # the walk: the walk must reach the head of before (and pass through its hash) and end within the head
+        # of after. With no writer, both are the same and this is "the log ends exactly at the head".
+        head_select = sa.select(chain_head).where(chain_head.c.id == 1)
         prev = GENESIS
         checked = 0
         last_id = 0
         async with self.engine.connect() as conn:
+            before = (await conn.execute(head_select)).one()._mapping
+            hash_at_before = GENESIS
             while True:
                 rows = (await conn.execute(events.select().where(events.c.id > last_id)
                                            .order_by(events.c.id).limit(batch))).all()
@@ -183,8 +189,13 @@ class Records:
                     prev = m["hash"]
                     checked += 1
                     last_id = m["id"]
-            head = (await conn.execute(sa.select(chain_head).where(chain_head.c.id == 1))).one()._mapping
-        if head["last_hash"] != prev or head["count"] != checked:
-            return ChainStatus(False, checked, None, f"the log ends at {checked} events but {head['count']} were "
+                    if checked == before["count"]:
+                        hash_at_before = prev
+            after = (await conn.execute(head_select)).one()._mapping
+        if checked < before["count"] or hash_at_before != before["last_hash"]:
+            return ChainStatus(False, checked, None, f"the log ends at {checked} events but {before['count']} were "
                                "written (events were removed from the end)")
+        if checked > after["count"] or (checked == after["count"] and prev != after["last_hash"]):
+            return ChainStatus(False, checked, None, f"the log holds {checked} events but {after['count']} were "
+                               "written (events were added at the end behind the chain head's back)")
         return ChainStatus(True, checked)

@@ -22,6 +22,7 @@ from server.live.writer import SystemClock
 from server.records.identities import IdentityStore
 from server.settings import Settings, load_settings
 from signaling.switch import Switch
+from tests.conftest import NewDatabase
 
 EVENT_TIMEOUT = 5.0
 # Pages are rendered in the language the browser asks for; tests that read English texts ask for English.
@@ -167,10 +168,13 @@ async def start_harness(data_dir: Path, real_time: bool = False, **overrides: An
 
 
 @pytest.fixture
-async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
+async def harness_factory(tmp_path: Path, new_database: NewDatabase) -> AsyncIterator[HarnessFactory]:
+    """``await harness_factory(**settings)``: a new app with its own data directory and records database (on
+    PostgreSQL too in a module marked ``databases``)."""
     made: list[Harness] = []
 
     async def make(real_time: bool = False, **overrides: Any) -> Harness:
+        overrides.setdefault("database_url", new_database())
         h = await start_harness(tmp_path / f"data{len(made)}", real_time, **overrides)
         made.append(h)
         return h
@@ -186,6 +190,22 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
 @pytest.fixture
 async def harness(harness_factory: HarnessFactory) -> Harness:
     return await harness_factory()
+
+
+async def run_sql(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (``:name`` parameters) on the records database at ``url`` behind the application's back, as
+    someone with database access would; the rows it returns, if any."""
+    from sqlalchemy import text
+
+    from server.records.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(sql), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
 
 
 async def login_cookie(base_url: str, username: str, password: str) -> str:
