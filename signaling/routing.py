@@ -393,17 +393,14 @@ class RoutingEngine:
         """A call back from a conversation: the stage its whole wait has reached, and deadlines for the later ones.
 
         An answered call gets no widening (its deadlines are dropped when they come due); if the clerk drops
-        and the call is queued again, it continues at the stage it would have reached by waiting all along.
+        and the call is queued again, it continues at the stage it would have reached by waiting all along,
+        and each stage it passes on the way is announced.
         """
         waited = now - call.requested_at
-        reached = call.stage
-        for k, st in enumerate(self.stages):
-            if k > call.stage and st.after_s <= waited:
-                reached = k
-        if reached != call.stage:
-            call.stage = reached
-            out.append(StageWidened(call.id, reached, self.stages[reached].name))
-        for k, st in enumerate(self.stages[reached + 1:], start=reached + 1):
+        while call.stage + 1 < len(self.stages) and self.stages[call.stage + 1].after_s <= waited:
+            call.stage += 1  # one stage at a time, in order, as a late tick would have announced them
+            out.append(StageWidened(call.id, call.stage, self.stages[call.stage].name))
+        for k, st in enumerate(self.stages[call.stage + 1:], start=call.stage + 1):
             heapq.heappush(self._widen, (call.requested_at + st.after_s, call.id, k))
 
     def _set_status(self, clerk: ClerkState, status: ClerkStatus, out: list[Decision], reason: str) -> None:

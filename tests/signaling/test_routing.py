@@ -616,6 +616,17 @@ def test_clerk_offline_while_busy_reoffers_at_once_to_an_idle_clerk(engine: Rout
     assert engine.calls["c1"].priority == 1
 
 
+def test_a_call_back_from_a_long_conversation_announces_each_stage_its_wait_passed(engine: RoutingEngine) -> None:
+    online(engine, clerk("a", JIADING), 0)
+    engine.request_call("c1", "tax", "zh", JD_PARK, now=0)
+    connect(engine, "a", "c1", 1)
+    assert of(engine.tick(400), StageWidened) == []  # in conversation: no widening
+    out = engine.clerk_offline("a", 400)
+    assert of(out, StageWidened) == [StageWidened("c1", 1, "district"), StageWidened("c1", 2, "city")]
+    assert of(out, Queued)[0].stage == 2
+    assert engine.next_deadline() is None
+
+
 def test_clerk_offline_while_idle_or_away(engine: RoutingEngine) -> None:
     online(engine, clerk("a", JIADING), 0)
     online(engine, clerk("b", JIADING), 0, available=False)
