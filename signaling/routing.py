@@ -17,8 +17,6 @@ ordered by priority then arrival.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -41,14 +39,17 @@ from signaling.decisions import (
     RingEndReason,
     StageWidened,
 )
+from signaling.estimates import HANDLE_TIME_WEIGHT, WaitEstimates, district_depth
 from signaling.index import BucketIndex, Item
 from signaling.regions import RegionTree
 from signaling.stages import ClerkProfile, Stage, eligible, validate_stages
 
-__all__ = ["ANY_LANGUAGE", "ClerkProfile", "ClerkState", "RoutingEngine", "Stage", "eligible", "validate_stages"]
+__all__ = [
+    "ANY_LANGUAGE", "HANDLE_TIME_WEIGHT", "ClerkProfile", "ClerkState", "RoutingEngine", "Stage", "eligible",
+    "validate_stages",
+]
 
 ANY_LANGUAGE = "*"
-HANDLE_TIME_WEIGHT = 0.2  # weight of the newest call in the moving average
 
 
 @dataclass
@@ -84,10 +85,9 @@ class RoutingEngine:
         self._call_keys: dict[str, list[Hashable]] = {}
         self._clerk_keys: dict[str, list[Hashable]] = {}
         self._deadlines = Deadlines()
-        self._handle_s: dict[str, float] = {}
-        self._online: Counter[tuple[str, str, str]] = Counter()
+        self._estimates = WaitEstimates(self.default_handle_s)
         self._profile_keys: dict[ClerkProfile, tuple[list[Hashable], list[Hashable]]] = {}  # (idle, lookup) keys
-        self._district_depth = min(2, len(self.regions.levels))
+        self._district_depth = district_depth(self.regions)
 
     # ------------------------------------------------------------------ clerks
 
@@ -98,7 +98,7 @@ class RoutingEngine:
             self.regions.get(r)
         clerk = ClerkState(profile=profile, status=ClerkStatus.AWAY, seq=self._next_seq())
         self.clerks[profile.id] = clerk
-        self._count_online(profile, +1)
+        self._estimates.clerk_online(self.regions, profile)
         out: list[Decision] = []
         if available:
             self._make_available(clerk, now, out)
@@ -111,7 +111,7 @@ class RoutingEngine:
         self._unidle(clerk)
         clerk.call_id = None
         del self.clerks[clerk_id]
-        self._count_online(clerk.profile, -1)
+        self._estimates.clerk_offline(self.regions, clerk.profile)
         if call is not None:
             if call.state is CallState.RINGING:
                 out.append(RingEnded(call.id, clerk_id, RingEndReason.CLERK_DISCONNECTED))
@@ -259,9 +259,7 @@ class RoutingEngine:
             )
             out.append(RingEnded(call_id, clerk.profile.id, ring_reason))
         if call.accepted_at is not None:
-            old = self._handle_s.get(call.field, self.default_handle_s)
-            took = max(0.0, now - call.accepted_at)
-            self._handle_s[call.field] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * took
+            self._estimates.handled(call.field, max(0.0, now - call.accepted_at))
         answered_by = call.clerk_id if call.accepted_at is not None else None  # a ring is not a call
         out.append(CallEnded(call_id, answered_by, reason, by))
         if clerk is not None:
@@ -305,7 +303,7 @@ class RoutingEngine:
             return 0, 0.0
         queue = self._queues[self._group(call)]
         pos = queue.index((*call.queue_key, call.id)) + 1
-        return pos, self._estimate(call, pos)
+        return pos, self._estimates.estimate(self.regions, call, pos)
 
     def waiting_in(self, field: str, district: str) -> list[tuple[str, int, float | None]]:
         """Every waiting call of a queue with its position and estimated wait."""
@@ -313,7 +311,7 @@ class RoutingEngine:
         out = []
         for pos, item in enumerate(queue, start=1):
             call = self.calls[item[-1]]
-            out.append((call.id, pos, self._estimate(call, pos)))
+            out.append((call.id, pos, self._estimates.estimate(self.regions, call, pos)))
         return out
 
     def waiting_calls(self) -> list[Call]:
@@ -323,7 +321,7 @@ class RoutingEngine:
         return self.regions.ancestor_at(region, self._district_depth)
 
     def handle_time(self, field: str) -> float:
-        return self._handle_s.get(field, self.default_handle_s)
+        return self._estimates.handle_time(field)
 
     # ------------------------------------------------------------------ internals
 
@@ -348,26 +346,6 @@ class RoutingEngine:
 
     def _group(self, call: Call) -> tuple[str, str]:
         return (call.field, self.district_of(call.region))
-
-    def _estimate(self, call: Call, position: int) -> float | None:
-        chain = self.regions.ancestors(call.region)
-        district = self.district_of(call.region)
-        servers = sum(self._online[(call.field, "cover", a)] for a in chain[: self._district_depth - 1])
-        servers += self._online[(call.field, "inside", district)]
-        if servers == 0:
-            return None
-        return self.handle_time(call.field) * math.ceil(position / servers)
-
-    def _count_online(self, profile: ClerkProfile, delta: int) -> None:
-        seen: set[tuple[str, str, str]] = set()
-        for f in profile.fields:
-            for c in profile.regions:
-                seen.add((f, "cover", c))
-                seen.update((f, "inside", a) for a in self.regions.ancestors(c))
-        for key in seen:
-            self._online[key] += delta
-            if self._online[key] <= 0:
-                del self._online[key]
 
     def _next_seq(self) -> int:
         self._seq += 1
