@@ -358,11 +358,12 @@ class RoutingEngine:
         and the call is queued again, it continues at the stage it would have reached by waiting all along,
         and each stage it passes on the way is announced.
         """
-        waited = now - call.requested_at
-        while call.stage + 1 < len(self.stages) and self.stages[call.stage + 1].after_s <= waited:
+        stages = self.stages
+        # reached by the same sum as its deadline is set by (now - requested_at may round the other way)
+        while call.stage + 1 < len(stages) and call.requested_at + stages[call.stage + 1].after_s <= now:
             call.stage += 1  # one stage at a time, in order, as a late tick would have announced them
-            out.append(StageWidened(call.id, call.stage, self.stages[call.stage].name))
-        for k, st in enumerate(self.stages[call.stage + 1:], start=call.stage + 1):
+            out.append(StageWidened(call.id, call.stage, stages[call.stage].name))
+        for k, st in enumerate(stages[call.stage + 1:], start=call.stage + 1):
             self._deadlines.widen_at(call.requested_at + st.after_s, call.id, k)
 
     def _set_status(self, clerk: ClerkState, status: ClerkStatus, out: list[Decision], reason: str) -> None:
