@@ -28,8 +28,10 @@ Shared machines preempt: the engine runs the same event sequence three times
 (``--repeat``) on copies of the set-up state and each event counts with its
 fastest run; the slowest single-run p99 goes to stderr for comparison.
 
-The naive baseline implements the same semantics by scanning: every idle clerk
-for a call, every waiting call for a freed clerk, every waiting call for a
+The naive baseline is the engine's model, ``NaiveEngine`` of
+``tests/signaling/model.py`` (the property test ``test_routing_model.py`` holds
+it to the engine on random events): the same semantics by scanning, every idle
+clerk for a call, every waiting call for a freed clerk, every waiting call for a
 position, every clerk for an estimate, every live call for the next deadline. It
 starts from a copy of the engine's state after set-up and gets the very same
 event sequence, so its decisions are compared with the engine's one by one (the
@@ -56,8 +58,7 @@ from pathlib import Path
 from typing import Protocol
 
 from server.settings import load_settings
-from signaling import errors
-from signaling.calls import Call, CallState
+from signaling.calls import CallState
 from signaling.decisions import (
     CallEnded,
     ClerkStatus,
@@ -65,7 +66,6 @@ from signaling.decisions import (
     Decision,
     EndReason,
     Matched,
-    QueueChanged,
     Queued,
     Ring,
     RingEnded,
@@ -73,10 +73,14 @@ from signaling.decisions import (
     StageWidened,
 )
 from signaling.regions import RegionTree
-from signaling.routing import HANDLE_TIME_WEIGHT, ClerkProfile, ClerkState, RoutingEngine, Stage, eligible
+from signaling.routing import ClerkProfile, RoutingEngine, Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
+if str(ROOT) not in sys.path:  # the naive model lives with the tests, which are not installed
+    sys.path.insert(0, str(ROOT))
+
+from tests.signaling.model import NaiveEngine  # noqa: E402
 
 FIELDS = ("market", "tax", "social", "housing")
 FIELD_WEIGHTS = (35, 35, 20, 10)
@@ -160,7 +164,7 @@ class Population:
         return CallSpec(rng.choices(FIELDS, FIELD_WEIGHTS)[0], language, rng.choice(self.kiosks))
 
 
-# --------------------------------------------------------------------------- the naive matcher
+# --------------------------------------------------------------------------- what the workload drives
 
 
 class Engine(Protocol):
@@ -173,273 +177,6 @@ class Engine(Protocol):
     def end_call(self, call_id: str, now: float, reason: EndReason, by: str) -> list[Decision]: ...
     def next_deadline(self) -> float | None: ...
     def tick(self, now: float) -> list[Decision]: ...
-
-
-def copy_call(call: Call) -> Call:
-    return dataclasses.replace(call, declined_by=set(call.declined_by), history=list(call.history))
-
-
-def copy_clerk(clerk: ClerkState) -> ClerkState:
-    return dataclasses.replace(clerk)
-
-
-class NaiveEngine:
-    """The routing rules of :class:`RoutingEngine` by brute force: no index, every decision scans.
-
-    Only the events of this benchmark are implemented (no hold, wrap-up or clerks going offline).
-    """
-
-    def __init__(self, engine: RoutingEngine, next_seq: int) -> None:
-        """Start from a copy of ``engine``'s state, which must have no call ringing."""
-        if any(c.state is CallState.RINGING for c in engine.calls.values()) or engine.wrapup_s:
-            raise ValueError("the naive matcher copies an engine with no ringing call and no wrap-up")
-        self.regions = engine.regions
-        self.stages = engine.stages
-        self.ring_timeout_s = engine.ring_timeout_s
-        self.default_handle_s = engine.default_handle_s
-        self.calls = {cid: copy_call(c) for cid, c in engine.calls.items()}
-        self.clerks = {cid: copy_clerk(c) for cid, c in engine.clerks.items()}
-        self.handle_s = {f: engine.handle_time(f) for f in FIELDS if engine.handle_time(f) != engine.default_handle_s}
-        self.seq = itertools.count(next_seq)
-        self.ring_deadline: dict[str, float] = {}
-        self.district_depth = min(2, len(self.regions.levels))
-        # plain sets (insertion-ordered dicts) of what the scans run over
-        self.waiting = {cid: c for cid, c in self.calls.items() if c.state is CallState.QUEUED}
-        self.idle = {cid: c for cid, c in self.clerks.items() if c.idle}
-
-    # events
-
-    def request_call(
-        self, call_id: str, field: str, language: str, region: str, now: float, priority: int = 0
-    ) -> list[Decision]:
-        if call_id in self.calls:
-            raise errors.SignalingError(errors.WRONG_STATE, f"call {call_id} already exists")
-        self.regions.get(region)
-        call = Call(id=call_id, field=field, language=language, region=region, requested_at=now,
-                    seq=next(self.seq), priority=priority)
-        self.calls[call_id] = call
-        out: list[Decision] = []
-        self._enqueue(call, out)
-        self._match_call(call, now, out)
-        if call.state is CallState.QUEUED:
-            out.append(self._queued(call, ""))
-        return out
-
-    def set_available(self, clerk_id: str, now: float) -> list[Decision]:
-        clerk = self.clerks[clerk_id]
-        out: list[Decision] = []
-        if clerk.status is ClerkStatus.AWAY:
-            self._make_available(clerk, now, out)
-        elif clerk.status is not ClerkStatus.AVAILABLE:
-            raise errors.SignalingError(errors.WRONG_STATE, f"clerk is {clerk.status}, not away")
-        return out
-
-    def accept(self, clerk_id: str, call_id: str, now: float) -> list[Decision]:
-        call, clerk = self._ringing(clerk_id, call_id)
-        call.transition(CallState.CONNECTING, now)
-        call.accepted_at = now
-        del self.ring_deadline[call_id]
-        out: list[Decision] = [Matched(call_id, clerk_id)]
-        self._set_status(clerk, ClerkStatus.BUSY, out, "")
-        return out
-
-    def decline(self, clerk_id: str, call_id: str, now: float) -> list[Decision]:
-        call, clerk = self._ringing(clerk_id, call_id)
-        call.declined_by.add(clerk_id)
-        clerk.call_id = None
-        out: list[Decision] = [RingEnded(call_id, clerk_id, RingEndReason.DECLINED)]
-        self._requeue(call, now, out)
-        self._make_available(clerk, now, out)
-        return out
-
-    def end_call(self, call_id: str, now: float, reason: EndReason, by: str) -> list[Decision]:
-        call = self.calls[call_id]
-        out: list[Decision] = []
-        clerk = self.clerks.get(call.clerk_id) if call.clerk_id else None
-        was = call.state
-        if was is CallState.QUEUED:
-            self._dequeue(call, out)
-        call.transition(CallState.ENDED, now)
-        self.ring_deadline.pop(call_id, None)
-        del self.calls[call_id]
-        if was is CallState.RINGING and clerk is not None:
-            ring_reason = (RingEndReason.VISITOR_DISCONNECTED if reason is EndReason.VISITOR_DISCONNECTED
-                           else RingEndReason.CANCELLED)
-            out.append(RingEnded(call_id, clerk.profile.id, ring_reason))
-        if call.accepted_at is not None:
-            old = self.handle_s.get(call.field, self.default_handle_s)
-            took = max(0.0, now - call.accepted_at)
-            self.handle_s[call.field] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * took
-        out.append(CallEnded(call_id, call.clerk_id if call.accepted_at is not None else None, reason, by))
-        if clerk is not None:
-            clerk.call_id = None
-            self._make_available(clerk, now, out)
-        return out
-
-    def next_deadline(self) -> float | None:
-        due = self._next_due()
-        return due[0] if due is not None else None
-
-    def tick(self, now: float) -> list[Decision]:
-        out: list[Decision] = []
-        while (due := self._next_due()) is not None and due[0] <= now:
-            _, kind, call_id, arg = due
-            call = self.calls[call_id]
-            if kind == 0:  # ring timeout
-                clerk = self.clerks[self._ringing_clerk(call)]
-                clerk.call_id = None
-                self._set_status(clerk, ClerkStatus.AWAY, out, "ring_timeout")
-                out.append(RingEnded(call.id, clerk.profile.id, RingEndReason.TIMEOUT))
-                self._requeue(call, now, out)
-            else:  # the call reaches stage ``arg``
-                queued = call.state is CallState.QUEUED
-                if queued:
-                    self._dequeue(call, out)
-                call.stage = int(arg)
-                out.append(StageWidened(call.id, call.stage, self.stages[call.stage].name))
-                if queued:
-                    self._enqueue(call, out)
-                    self._match_call(call, now, out)
-        return out
-
-    # scans
-
-    def _next_due(self) -> tuple[float, int, str, str | int] | None:
-        """The earliest (time, 0 = ring timeout | 1 = widening, call, clerk | stage), by a scan of every live call."""
-        ring: tuple[float, str, str] | None = None
-        widen: tuple[float, str, int] | None = None
-        for call in self.calls.values():
-            if call.state is CallState.RINGING:
-                item = (self.ring_deadline[call.id], call.id, self._ringing_clerk(call))
-                if ring is None or item < ring:
-                    ring = item
-            k = call.stage + 1
-            if k < len(self.stages):
-                w = (call.requested_at + self.stages[k].after_s, call.id, k)
-                if widen is None or w < widen:
-                    widen = w
-        if ring is not None and (widen is None or ring[0] <= widen[0]):
-            return ring[0], 0, ring[1], ring[2]
-        if widen is not None:
-            return widen[0], 1, widen[1], widen[2]
-        return None
-
-    def _best_clerk_for(self, call: Call) -> tuple[ClerkState, int] | None:
-        best: tuple[int, float, int, str] | None = None
-        for clerk in self.idle.values():
-            if clerk.profile.id in call.declined_by:
-                continue
-            ring = self._ring_index(clerk, call)
-            if ring is not None:
-                key = (ring, clerk.idle_since, clerk.seq, clerk.profile.id)
-                if best is None or key < best:
-                    best = key
-        return (self.clerks[best[3]], best[0]) if best is not None else None
-
-    def _best_call_for(self, clerk: ClerkState) -> Call | None:
-        best: Call | None = None
-        for call in self.waiting.values():
-            if clerk.profile.id in call.declined_by:
-                continue
-            if eligible(self.regions, self.stages, clerk.profile, call, call.stage) and (
-                best is None or (*call.queue_key, call.id) < (*best.queue_key, best.id)
-            ):
-                best = call
-        return best
-
-    def _ring_index(self, clerk: ClerkState, call: Call) -> int | None:
-        for k in range(call.stage + 1):
-            if eligible(self.regions, self.stages, clerk.profile, call, k):
-                return k
-        return None
-
-    def _position(self, call: Call) -> int:
-        group = self._group(call)
-        key = (*call.queue_key, call.id)
-        return 1 + sum(1 for c in self.waiting.values() if self._group(c) == group and (*c.queue_key, c.id) < key)
-
-    def _estimate(self, call: Call, position: int) -> float | None:
-        chain = self.regions.ancestors(call.region)
-        above = chain[: self.district_depth - 1]
-        district = self.regions.ancestor_at(call.region, self.district_depth)
-        servers = 0
-        for clerk in self.clerks.values():
-            p = clerk.profile
-            if call.field not in p.fields:
-                continue
-            servers += sum(1 for a in above if a in p.regions)
-            servers += any(district in self.regions.ancestors(c) for c in p.regions)
-        if servers == 0:
-            return None
-        return self.handle_s.get(call.field, self.default_handle_s) * math.ceil(position / servers)
-
-    # bookkeeping
-
-    def _group(self, call: Call) -> tuple[str, str]:
-        return call.field, self.regions.ancestor_at(call.region, self.district_depth)
-
-    def _ringing(self, clerk_id: str, call_id: str) -> tuple[Call, ClerkState]:
-        call = self.calls[call_id]
-        if call.state is not CallState.RINGING or call.clerk_id != clerk_id:
-            raise errors.SignalingError(errors.WRONG_STATE, f"call {call_id} is not ringing for you")
-        return call, self.clerks[clerk_id]
-
-    @staticmethod
-    def _ringing_clerk(call: Call) -> str:
-        assert call.clerk_id is not None
-        return call.clerk_id
-
-    def _set_status(self, clerk: ClerkState, status: ClerkStatus, out: list[Decision], reason: str) -> None:
-        if clerk.status is not status:
-            clerk.status = status
-            out.append(ClerkStatusChanged(clerk.profile.id, status, reason))
-
-    def _enqueue(self, call: Call, out: list[Decision]) -> None:
-        self.waiting[call.id] = call
-        out.append(QueueChanged(*self._group(call)))
-
-    def _dequeue(self, call: Call, out: list[Decision]) -> None:
-        del self.waiting[call.id]
-        out.append(QueueChanged(*self._group(call)))
-
-    def _queued(self, call: Call, reason: str) -> Queued:
-        pos = self._position(call)
-        return Queued(call.id, pos, self._estimate(call, pos), call.stage, reason)
-
-    def _make_available(self, clerk: ClerkState, now: float, out: list[Decision]) -> None:
-        self._set_status(clerk, ClerkStatus.AVAILABLE, out, "")
-        clerk.idle_since = now
-        self.idle[clerk.profile.id] = clerk
-        call = self._best_call_for(clerk)
-        if call is not None:
-            ring = self._ring_index(clerk, call)
-            assert ring is not None
-            self._ring(call, clerk, ring, now, out)
-
-    def _requeue(self, call: Call, now: float, out: list[Decision]) -> None:
-        call.transition(CallState.QUEUED, now)
-        call.clerk_id = None
-        self.ring_deadline.pop(call.id, None)
-        self._enqueue(call, out)
-        self._match_call(call, now, out)
-        if call.state is CallState.QUEUED:
-            out.append(self._queued(call, ""))
-
-    def _match_call(self, call: Call, now: float, out: list[Decision]) -> None:
-        found = self._best_clerk_for(call)
-        if found is not None:
-            self._ring(call, found[0], found[1], now, out)
-
-    def _ring(self, call: Call, clerk: ClerkState, ring: int, now: float, out: list[Decision]) -> None:
-        self._dequeue(call, out)
-        self.idle.pop(clerk.profile.id, None)
-        call.transition(CallState.RINGING, now)
-        call.clerk_id = clerk.profile.id
-        clerk.call_id = call.id
-        deadline = now + self.ring_timeout_s
-        self.ring_deadline[call.id] = deadline
-        self._set_status(clerk, ClerkStatus.RINGING, out, "")
-        out.append(Ring(call.id, clerk.profile.id, deadline, ring))
 
 
 # --------------------------------------------------------------------------- the workload
@@ -691,7 +428,7 @@ def run_size(
     samples = [dataclasses.replace(first, ns=min(run[i].ns for run in runs)) for i, first in enumerate(runs[0])]
 
     t0 = time.perf_counter()
-    naive_samples = run(NaiveEngine(pickle.loads(snapshot), used), naive_events)
+    naive_samples = run(NaiveEngine(pickle.loads(snapshot), used + 1), naive_events)
     log(f"  naive: {naive_events:,} events in {time.perf_counter() - t0:.1f} s")
 
     identical = all(a.kind == b.kind and a.out == b.out for a, b in zip(samples, naive_samples, strict=False))
