@@ -1,4 +1,4 @@
-"""Benchmark of the routing engine against a naive scan-everything matcher.
+"""Benchmark of the routing engine against a naive scan-everything matcher, and of the whole core beside it.
 
 Run from the repository root::
 
@@ -38,6 +38,11 @@ event sequence, so its decisions are compared with the engine's one by one (the
 run stops with an error if they ever differ). At large N it is given only the
 first events of the sequence (the table says how many); the speed-up compares the
 two over exactly those events.
+
+The whole core (routing plus call policy, :class:`signaling.switch.Switch`) gets
+its own row beside the engine's: the same N on the server's call policy, driven
+by commands (connects, the clients' events, ticks), ``Switch.apply`` timed per
+command; see ``routing_core.py`` for its set-up and mix.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from routing_core import CORE_EVENTS, CORE_WEIGHTS, CoreResult, run_core
+from routing_workload import Pool, Population, percentile
+
 from server.settings import load_settings
 from signaling.calls import CallState
 from signaling.decisions import (
@@ -72,8 +80,9 @@ from signaling.decisions import (
     RingEndReason,
     StageWidened,
 )
+from signaling.policy import CallPolicy
 from signaling.regions import RegionTree
-from signaling.routing import ClerkProfile, RoutingEngine, Stage
+from signaling.routing import RoutingEngine, Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
@@ -82,8 +91,6 @@ if str(ROOT) not in sys.path:  # the naive model lives with the tests, which are
 
 from tests.signaling.model import NaiveEngine  # noqa: E402
 
-FIELDS = ("market", "tax", "social", "housing")
-FIELD_WEIGHTS = (35, 35, 20, 10)
 RING_TIMEOUT_S = 20.0
 DEFAULT_HANDLE_S = 300.0
 FILL_SECONDS = 400.0  # calls of the set-up arrive over this much simulated time
@@ -107,61 +114,10 @@ EVENT_WEIGHTS = {
 # --------------------------------------------------------------------------- configuration
 
 
-def load_config() -> tuple[RegionTree, tuple[Stage, ...]]:
-    """The region tree and routing stages of ``config/``, read as the server reads them."""
+def load_config() -> tuple[RegionTree, tuple[Stage, ...], CallPolicy]:
+    """The region tree, routing stages and call policy of ``config/``, read as the server reads them."""
     settings = load_settings(CONFIG)
-    return settings.regions, settings.stages
-
-
-# --------------------------------------------------------------------------- population
-
-
-@dataclass(frozen=True)
-class CallSpec:
-    field: str
-    language: str
-    region: str
-
-
-class Population:
-    """Random clerks and kiosk calls over the sample tree."""
-
-    def __init__(self, tree: RegionTree, rng: random.Random) -> None:
-        self.rng = rng
-        self.kiosks = sorted(tree.leaves())
-        self.towns = sorted(p for p, r in tree.regions.items() if r.level == 3)
-        self.districts = sorted(p for p, r in tree.regions.items() if r.level == 2)
-        self.city = next(p for p, r in tree.regions.items() if r.level == 1)
-
-    def _coverage(self) -> str:
-        x = self.rng.random()
-        if x < 0.05:
-            return self.city
-        if x < 0.55:
-            return self.rng.choice(self.districts)
-        return self.rng.choice(self.towns)
-
-    def clerk(self, clerk_id: str) -> ClerkProfile:
-        rng = self.rng
-        regions = [self._coverage()]
-        if rng.random() < 0.1:
-            extra = self._coverage()
-            if extra not in regions:
-                regions.append(extra)
-        fields = {rng.choices(FIELDS, FIELD_WEIGHTS)[0]}
-        if rng.random() < 0.3:
-            fields.add(rng.choices(FIELDS, FIELD_WEIGHTS)[0])
-        languages = {"zh"}
-        if rng.random() < 0.25:
-            languages.add("en")
-        if rng.random() < 0.05:
-            languages.add("ar")
-        return ClerkProfile(clerk_id, frozenset(fields), frozenset(languages), tuple(regions))
-
-    def call(self) -> CallSpec:
-        rng = self.rng
-        language = rng.choices(("zh", "en", "ar"), (85, 12, 3))[0]
-        return CallSpec(rng.choices(FIELDS, FIELD_WEIGHTS)[0], language, rng.choice(self.kiosks))
+    return settings.regions, settings.stages, settings.policy()
 
 
 # --------------------------------------------------------------------------- what the workload drives
@@ -180,36 +136,6 @@ class Engine(Protocol):
 
 
 # --------------------------------------------------------------------------- the workload
-
-
-class Pool:
-    """A set with O(1) add, remove and uniform random choice (deterministic for a given history)."""
-
-    def __init__(self, items: Sequence[str] = ()) -> None:
-        self._items: list[str] = []
-        self._where: dict[str, int] = {}
-        for item in items:
-            self.add(item)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def add(self, item: str) -> None:
-        if item not in self._where:
-            self._where[item] = len(self._items)
-            self._items.append(item)
-
-    def discard(self, item: str) -> None:
-        i = self._where.pop(item, None)
-        if i is None:
-            return
-        last = self._items.pop()
-        if i < len(self._items):
-            self._items[i] = last
-            self._where[last] = i
-
-    def choice(self, rng: random.Random) -> str:
-        return self._items[rng.randrange(len(self._items))]
 
 
 @dataclass
@@ -339,14 +265,7 @@ class Result:
     per_kind: dict[str, list[int]]
     identical: bool
     deadlines_per_tick: float
-
-
-def percentile(values: Sequence[int], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    i = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return float(ordered[i])
+    core: CoreResult
 
 
 def setup(n: int, tree: RegionTree, stages: tuple[Stage, ...], seed: int) -> tuple[RoutingEngine, int, float]:
@@ -393,7 +312,8 @@ def world_of(engine: RoutingEngine | NaiveEngine) -> World:
 
 
 def run_size(
-    n: int, tree: RegionTree, stages: tuple[Stage, ...], seed: int, repeat: int, log: Callable[[str], None]
+    n: int, tree: RegionTree, stages: tuple[Stage, ...], policy: CallPolicy, seed: int, repeat: int,
+    log: Callable[[str], None],
 ) -> Result:
     t_setup = time.perf_counter()
     engine, used, now = setup(n, tree, stages, seed)
@@ -442,7 +362,9 @@ def run_size(
         per_kind.setdefault(x.kind, []).append(x.ns)
     ticks = [x for x in samples if x.kind == "tick"]
     per_tick = sum(x.deadlines for x in ticks) / max(1, len(ticks))
-    return Result(n, waiting, [x.ns for x in samples], [x.ns for x in naive_samples], per_kind, identical, per_tick)
+    core = run_core(n, policy, seed, repeat, log)
+    return Result(n, waiting, [x.ns for x in samples], [x.ns for x in naive_samples], per_kind, identical, per_tick,
+                  core)
 
 
 # --------------------------------------------------------------------------- report
@@ -456,17 +378,19 @@ def us(ns: float) -> str:
 def report(results: Sequence[Result]) -> str:
     lines = [
         "| N clerks | N waiting calls | engine decisions/s | engine p50 µs | engine p99 µs "
-        "| naive p50 µs | naive p99 µs | speed-up |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| core commands/s | core p50 µs | core p99 µs | naive p50 µs | naive p99 µs | speed-up |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         k = len(r.naive_ns)
         mark = "" if k == len(r.engine_ns) else f" ({k:,} ev.)"
         speed_up = percentile(r.naive_ns, 50) / percentile(r.engine_ns[:k], 50)
         rate = len(r.engine_ns) / (sum(r.engine_ns) / 1e9)
+        core_rate = len(r.core.ns) / (sum(r.core.ns) / 1e9)
         lines.append(
             f"| {r.n:,} | {r.waiting:,} | {rate:,.0f} | {us(percentile(r.engine_ns, 50))} "
-            f"| {us(percentile(r.engine_ns, 99))} | {us(percentile(r.naive_ns, 50))}{mark} "
+            f"| {us(percentile(r.engine_ns, 99))} | {core_rate:,.0f} | {us(percentile(r.core.ns, 50))} "
+            f"| {us(percentile(r.core.ns, 99))} | {us(percentile(r.naive_ns, 50))}{mark} "
             f"| {us(percentile(r.naive_ns, 99))}{mark} | {speed_up:,.0f}× |"
         )
     return "\n".join(lines)
@@ -482,6 +406,15 @@ def breakdown(results: Sequence[Result]) -> str:
             cell = f"{us(percentile(v, 50))}/{us(percentile(v, 99))} ({len(v)})" if v else "-"
             row += cell.rjust(24)
         lines.append(f"{row}   deadlines per tick: {r.deadlines_per_tick:.1f}")
+    kinds = list(CORE_WEIGHTS)
+    lines += ["core p50 / p99 µs by command (count):", "N".rjust(8) + "".join(k.rjust(22) for k in kinds)]
+    for r in results:
+        row = f"{r.n:>8,}"
+        for k in kinds:
+            v = r.core.per_kind.get(k, [])
+            cell = f"{us(percentile(v, 50))}/{us(percentile(v, 99))} ({len(v)})" if v else "-"
+            row += cell.rjust(22)
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -495,18 +428,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    tree, stages = load_config()
+    tree, stages, policy = load_config()
     started = time.perf_counter()
-    results = [run_size(n, tree, stages, args.seed, args.repeat, log) for n in (QUICK_SIZES if args.quick else SIZES)]
+    results = [run_size(n, tree, stages, policy, args.seed, args.repeat, log)
+               for n in (QUICK_SIZES if args.quick else SIZES)]
     log(breakdown(results))
     log(f"total {time.perf_counter() - started:.0f} s")
 
     print(report(results))
     print()
-    print(f"{ENGINE_EVENTS:,} engine events per size, each event's latency the fastest of {args.repeat} runs on "
-          "copies of the same state; the naive matcher ran once, on the first events only where the cell says "
-          "(same events, same decisions); speed-up = naive p50 / engine p50 over those events. "
-          f"Load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.")
+    print(f"{ENGINE_EVENTS:,} engine events and {CORE_EVENTS:,} core commands per size, each one's latency the "
+          f"fastest of {args.repeat} runs on copies of the same state; the naive matcher ran once, on the first "
+          "events only where the cell says (same events, same decisions); speed-up = naive p50 / engine p50 over "
+          f"those events. Load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.")
     if not all(r.identical for r in results):
         print("ERROR: the naive matcher and the engine disagreed (see stderr)")
         return 1
@@ -514,8 +448,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_n = {r.n: r for r in results}
     if 10_000 in by_n:
         p99 = percentile(by_n[10_000].engine_ns, 99) / 1000
-        print(f"Target p99 < 100 µs at 10,000 clerks / 10,000 waiting calls: {p99:.1f} µs, "
-              f"{'met' if p99 < 100 else 'MISSED'}.")
+        core_p99 = percentile(by_n[10_000].core.ns, 99) / 1000
+        print(f"Target p99 < 100 µs at 10,000 clerks / 10,000 waiting calls: engine {p99:.1f} µs, "
+              f"{'met' if p99 < 100 else 'MISSED'}; the whole core (routing and call policy) {core_p99:.1f} µs "
+              f"per command, {'within' if core_p99 < 100 else 'over'} the engine's target.")
+    for r in results:
+        print(f"A position push to every waiting visitor at N = {r.n:,} (SendPositions of every queue, "
+              f"{r.core.positions_sent:,} messages): {r.core.positions_ns / 1e6:,.1f} ms; the server sends it at "
+              "most once a second, for the queues that moved.")
     lo, hi = results[0], results[-1]
     growth = percentile(hi.engine_ns, 50) / percentile(lo.engine_ns, 50)
     log_growth = math.log(hi.waiting) / math.log(lo.waiting)
