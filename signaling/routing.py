@@ -17,9 +17,6 @@ ordered by priority then arrival.
 
 from __future__ import annotations
 
-import heapq
-import math
-from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -27,6 +24,7 @@ from sortedcontainers import SortedList
 
 from signaling import errors
 from signaling.calls import PRIORITY_RETURNED, Call, CallState
+from signaling.deadlines import Deadlines, HoldDue, RingDue, WidenDue, WrapUpDue
 from signaling.decisions import (
     CallEnded,
     ClerkStatus,
@@ -41,15 +39,17 @@ from signaling.decisions import (
     RingEndReason,
     StageWidened,
 )
+from signaling.estimates import HANDLE_TIME_WEIGHT, WaitEstimates, district_depth
 from signaling.index import BucketIndex, Item
 from signaling.regions import RegionTree
 from signaling.stages import ClerkProfile, Stage, eligible, validate_stages
 
-__all__ = ["ANY_LANGUAGE", "ClerkProfile", "ClerkState", "RoutingEngine", "Stage", "eligible", "validate_stages"]
+__all__ = [
+    "ANY_LANGUAGE", "HANDLE_TIME_WEIGHT", "ClerkProfile", "ClerkState", "RoutingEngine", "Stage", "eligible",
+    "validate_stages",
+]
 
 ANY_LANGUAGE = "*"
-_ANSWERED = frozenset({CallState.CONNECTING, CallState.ACTIVE})  # calls that widen no further
-HANDLE_TIME_WEIGHT = 0.2  # weight of the newest call in the moving average
 
 
 @dataclass
@@ -84,15 +84,10 @@ class RoutingEngine:
         self._queues: dict[tuple[str, str], SortedList] = {}
         self._call_keys: dict[str, list[Hashable]] = {}
         self._clerk_keys: dict[str, list[Hashable]] = {}
-        self._rings: list[tuple[float, str, str]] = []  # (deadline, call, clerk), lazily pruned
-        self._ring_deadline: dict[str, float] = {}
-        self._widen: list[tuple[float, str, int]] = []  # (when, call, stage), lazily pruned
-        self._wrapups: list[tuple[float, str]] = []  # (deadline, clerk), lazily pruned
-        self._holds: list[tuple[float, str]] = []  # (deadline, call), lazily pruned
-        self._handle_s: dict[str, float] = {}
-        self._online: Counter[tuple[str, str, str]] = Counter()
+        self._deadlines = Deadlines()
+        self._estimates = WaitEstimates(self.default_handle_s)
         self._profile_keys: dict[ClerkProfile, tuple[list[Hashable], list[Hashable]]] = {}  # (idle, lookup) keys
-        self._district_depth = min(2, len(self.regions.levels))
+        self._district_depth = district_depth(self.regions)
 
     # ------------------------------------------------------------------ clerks
 
@@ -103,7 +98,7 @@ class RoutingEngine:
             self.regions.get(r)
         clerk = ClerkState(profile=profile, status=ClerkStatus.AWAY, seq=self._next_seq())
         self.clerks[profile.id] = clerk
-        self._count_online(profile, +1)
+        self._estimates.clerk_online(self.regions, profile)
         out: list[Decision] = []
         if available:
             self._make_available(clerk, now, out)
@@ -116,7 +111,7 @@ class RoutingEngine:
         self._unidle(clerk)
         clerk.call_id = None
         del self.clerks[clerk_id]
-        self._count_online(clerk.profile, -1)
+        self._estimates.clerk_offline(self.regions, clerk.profile)
         if call is not None:
             if call.state is CallState.RINGING:
                 out.append(RingEnded(call.id, clerk_id, RingEndReason.CLERK_DISCONNECTED))
@@ -183,7 +178,7 @@ class RoutingEngine:
         )
         self.calls[call_id] = call
         for k, st in enumerate(self.stages[1:], start=1):
-            heapq.heappush(self._widen, (now + st.after_s, call_id, k))
+            self._deadlines.widen_at(now + st.after_s, call_id, k)
         out: list[Decision] = []
         self._enqueue(call, out)
         self._match_call(call, now, out)
@@ -195,7 +190,7 @@ class RoutingEngine:
         call, clerk = self._ringing(clerk_id, call_id)
         call.transition(CallState.CONNECTING, now)
         call.accepted_at = now
-        self._ring_deadline.pop(call_id, None)
+        self._deadlines.ring_over(call_id)
         out: list[Decision] = [Matched(call_id, clerk_id)]
         self._set_status(clerk, ClerkStatus.BUSY, out, "")
         return out
@@ -217,7 +212,7 @@ class RoutingEngine:
             self._dequeue(call, out)
         elif call.state is CallState.RINGING and call.clerk_id is not None:
             clerk = self.clerks.get(call.clerk_id)
-            self._ring_deadline.pop(call_id, None)
+            self._deadlines.ring_over(call_id)
             call.clerk_id = None
             if clerk is not None:
                 clerk.call_id = None
@@ -227,7 +222,7 @@ class RoutingEngine:
             raise errors.SignalingError(errors.WRONG_STATE, f"a {call.state} call cannot be held")
         call.transition(CallState.HELD, now)
         call.held_until = until
-        heapq.heappush(self._holds, (until, call_id))
+        self._deadlines.hold_until(call_id, until)
         return out
 
     def resume(self, call_id: str, now: float) -> list[Decision]:
@@ -255,7 +250,7 @@ class RoutingEngine:
         if was is CallState.QUEUED:
             self._dequeue(call, out)
         call.transition(CallState.ENDED, now)
-        self._ring_deadline.pop(call_id, None)
+        self._deadlines.ring_over(call_id)
         del self.calls[call_id]
         if was is CallState.RINGING and clerk is not None:
             ring_reason = (
@@ -264,16 +259,14 @@ class RoutingEngine:
             )
             out.append(RingEnded(call_id, clerk.profile.id, ring_reason))
         if call.accepted_at is not None:
-            old = self._handle_s.get(call.field, self.default_handle_s)
-            took = max(0.0, now - call.accepted_at)
-            self._handle_s[call.field] = (1 - HANDLE_TIME_WEIGHT) * old + HANDLE_TIME_WEIGHT * took
+            self._estimates.handled(call.field, max(0.0, now - call.accepted_at))
         answered_by = call.clerk_id if call.accepted_at is not None else None  # a ring is not a call
         out.append(CallEnded(call_id, answered_by, reason, by))
         if clerk is not None:
             clerk.call_id = None
             if call.accepted_at is not None and self.wrapup_s > 0:
                 clerk.wrapup_until = now + self.wrapup_s
-                heapq.heappush(self._wrapups, (clerk.wrapup_until, clerk.profile.id))
+                self._deadlines.wrapup_until(clerk.profile.id, clerk.wrapup_until)
                 self._set_status(clerk, ClerkStatus.WRAP_UP, out, "")
             else:
                 self._make_available(clerk, now, out)
@@ -282,35 +275,24 @@ class RoutingEngine:
     # ------------------------------------------------------------------ time
 
     def next_deadline(self) -> float | None:
-        self._prune()
-        heads = [h[0][0] for h in (self._rings, self._widen, self._wrapups, self._holds) if h]
-        return min(heads) if heads else None
+        return self._deadlines.next(self.calls, self.clerks)
 
     def tick(self, now: float) -> list[Decision]:
-        """Carry out ring timeouts and stage widenings due by ``now``, in time order."""
+        """Carry out the deadlines due by ``now`` (:mod:`signaling.deadlines`), in time order."""
         out: list[Decision] = []
-        while True:
-            self._prune()
-            ring_at = self._rings[0][0] if self._rings else math.inf
-            widen_at = self._widen[0][0] if self._widen else math.inf
-            wrapup_at = self._wrapups[0][0] if self._wrapups else math.inf
-            hold_at = self._holds[0][0] if self._holds else math.inf
-            if min(ring_at, widen_at, wrapup_at, hold_at) > now:
-                return out
-            if hold_at < min(ring_at, widen_at, wrapup_at):
-                _, call_id = heapq.heappop(self._holds)
-                out.extend(self.end_call(call_id, now, EndReason.VISITOR_DISCONNECTED, "visitor"))
-            elif wrapup_at < min(ring_at, widen_at):
-                _, clerk_id = heapq.heappop(self._wrapups)
-                clerk = self.clerks[clerk_id]
-                clerk.wrapup_until = None
-                self._make_available(clerk, now, out, reason="wrapup_timeout")
-            elif ring_at <= widen_at:
-                _, call_id, clerk_id = heapq.heappop(self._rings)
-                self._ring_timeout(self.calls[call_id], self.clerks[clerk_id], now, out)
-            else:
-                _, call_id, stage = heapq.heappop(self._widen)
-                self._widen_call(self.calls[call_id], stage, now, out)
+        while (due := self._deadlines.pop_due(self.calls, self.clerks, now)) is not None:
+            match due:
+                case HoldDue(call_id=call_id):
+                    out.extend(self.end_call(call_id, now, EndReason.VISITOR_DISCONNECTED, "visitor"))
+                case WrapUpDue(clerk_id=clerk_id):
+                    clerk = self.clerks[clerk_id]
+                    clerk.wrapup_until = None
+                    self._make_available(clerk, now, out, reason="wrapup_timeout")
+                case RingDue(call_id=call_id, clerk_id=clerk_id):
+                    self._ring_timeout(self.calls[call_id], self.clerks[clerk_id], now, out)
+                case WidenDue(call_id=call_id, stage=stage):
+                    self._widen_call(self.calls[call_id], stage, now, out)
+        return out
 
     # ------------------------------------------------------------------ queries
 
@@ -321,7 +303,7 @@ class RoutingEngine:
             return 0, 0.0
         queue = self._queues[self._group(call)]
         pos = queue.index((*call.queue_key, call.id)) + 1
-        return pos, self._estimate(call, pos)
+        return pos, self._estimates.estimate(self.regions, call, pos)
 
     def waiting_in(self, field: str, district: str) -> list[tuple[str, int, float | None]]:
         """Every waiting call of a queue with its position and estimated wait."""
@@ -329,7 +311,7 @@ class RoutingEngine:
         out = []
         for pos, item in enumerate(queue, start=1):
             call = self.calls[item[-1]]
-            out.append((call.id, pos, self._estimate(call, pos)))
+            out.append((call.id, pos, self._estimates.estimate(self.regions, call, pos)))
         return out
 
     def waiting_calls(self) -> list[Call]:
@@ -339,7 +321,7 @@ class RoutingEngine:
         return self.regions.ancestor_at(region, self._district_depth)
 
     def handle_time(self, field: str) -> float:
-        return self._handle_s.get(field, self.default_handle_s)
+        return self._estimates.handle_time(field)
 
     # ------------------------------------------------------------------ internals
 
@@ -365,26 +347,6 @@ class RoutingEngine:
     def _group(self, call: Call) -> tuple[str, str]:
         return (call.field, self.district_of(call.region))
 
-    def _estimate(self, call: Call, position: int) -> float | None:
-        chain = self.regions.ancestors(call.region)
-        district = self.district_of(call.region)
-        servers = sum(self._online[(call.field, "cover", a)] for a in chain[: self._district_depth - 1])
-        servers += self._online[(call.field, "inside", district)]
-        if servers == 0:
-            return None
-        return self.handle_time(call.field) * math.ceil(position / servers)
-
-    def _count_online(self, profile: ClerkProfile, delta: int) -> None:
-        seen: set[tuple[str, str, str]] = set()
-        for f in profile.fields:
-            for c in profile.regions:
-                seen.add((f, "cover", c))
-                seen.update((f, "inside", a) for a in self.regions.ancestors(c))
-        for key in seen:
-            self._online[key] += delta
-            if self._online[key] <= 0:
-                del self._online[key]
-
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -393,18 +355,16 @@ class RoutingEngine:
         """A call back from a conversation: the stage its whole wait has reached, and deadlines for the later ones.
 
         An answered call gets no widening (its deadlines are dropped when they come due); if the clerk drops
-        and the call is queued again, it continues at the stage it would have reached by waiting all along.
+        and the call is queued again, it continues at the stage it would have reached by waiting all along,
+        and each stage it passes on the way is announced.
         """
-        waited = now - call.requested_at
-        reached = call.stage
-        for k, st in enumerate(self.stages):
-            if k > call.stage and st.after_s <= waited:
-                reached = k
-        if reached != call.stage:
-            call.stage = reached
-            out.append(StageWidened(call.id, reached, self.stages[reached].name))
-        for k, st in enumerate(self.stages[reached + 1:], start=reached + 1):
-            heapq.heappush(self._widen, (call.requested_at + st.after_s, call.id, k))
+        stages = self.stages
+        # reached by the same sum as its deadline is set by (now - requested_at may round the other way)
+        while call.stage + 1 < len(stages) and call.requested_at + stages[call.stage + 1].after_s <= now:
+            call.stage += 1  # one stage at a time, in order, as a late tick would have announced them
+            out.append(StageWidened(call.id, call.stage, stages[call.stage].name))
+        for k, st in enumerate(stages[call.stage + 1:], start=call.stage + 1):
+            self._deadlines.widen_at(call.requested_at + st.after_s, call.id, k)
 
     def _set_status(self, clerk: ClerkState, status: ClerkStatus, out: list[Decision], reason: str) -> None:
         if clerk.status is not status:
@@ -492,7 +452,7 @@ class RoutingEngine:
         """Put a call back at its place in the queue and look for a clerk."""
         call.transition(CallState.QUEUED, now)
         call.clerk_id = None
-        self._ring_deadline.pop(call.id, None)
+        self._deadlines.ring_over(call.id)
         self._enqueue(call, out)
         self._match_call(call, now, out)
         if call.state is CallState.QUEUED:
@@ -544,8 +504,7 @@ class RoutingEngine:
         call.clerk_id = clerk.profile.id
         clerk.call_id = call.id
         deadline = now + self.ring_timeout_s
-        self._ring_deadline[call.id] = deadline
-        heapq.heappush(self._rings, (deadline, call.id, clerk.profile.id))
+        self._deadlines.ring(call.id, clerk.profile.id, deadline)
         self._set_status(clerk, ClerkStatus.RINGING, out, "")
         out.append(Ring(call.id, clerk.profile.id, deadline, ring))
 
@@ -578,35 +537,3 @@ class RoutingEngine:
         if queued:
             self._enqueue(call, out)
             self._match_call(call, now, out)
-
-    def _prune(self) -> None:
-        rings, widen = self._rings, self._widen
-        while rings:
-            deadline, call_id, clerk_id = rings[0]
-            call = self.calls.get(call_id)
-            if (
-                call is not None and call.state is CallState.RINGING and call.clerk_id == clerk_id
-                and self._ring_deadline.get(call_id) == deadline
-            ):
-                break
-            heapq.heappop(rings)
-        while widen:
-            _, call_id, stage = widen[0]
-            call = self.calls.get(call_id)
-            if call is not None and call.stage < stage and call.state not in _ANSWERED:
-                break
-            heapq.heappop(widen)
-        holds = self._holds
-        while holds:
-            deadline, call_id = holds[0]
-            call = self.calls.get(call_id)
-            if call is not None and call.state is CallState.HELD and call.held_until == deadline:
-                break
-            heapq.heappop(holds)
-        wrapups = self._wrapups
-        while wrapups:
-            deadline, clerk_id = wrapups[0]
-            clerk = self.clerks.get(clerk_id)
-            if clerk is not None and clerk.status is ClerkStatus.WRAP_UP and clerk.wrapup_until == deadline:
-                break
-            heapq.heappop(wrapups)

@@ -616,6 +616,32 @@ def test_clerk_offline_while_busy_reoffers_at_once_to_an_idle_clerk(engine: Rout
     assert engine.calls["c1"].priority == 1
 
 
+def test_a_call_back_from_a_long_conversation_announces_each_stage_its_wait_passed(engine: RoutingEngine) -> None:
+    online(engine, clerk("a", JIADING), 0)
+    engine.request_call("c1", "tax", "zh", JD_PARK, now=0)
+    connect(engine, "a", "c1", 1)
+    assert of(engine.tick(400), StageWidened) == []  # in conversation: no widening
+    out = engine.clerk_offline("a", 400)
+    assert of(out, StageWidened) == [StageWidened("c1", 1, "district"), StageWidened("c1", 2, "city")]
+    assert of(out, Queued)[0].stage == 2
+    assert engine.next_deadline() is None
+
+
+def test_a_call_back_from_a_conversation_at_the_very_instant_of_a_stage_reaches_it(engine: RoutingEngine) -> None:
+    # 148.63... + 120 rounds to 268.63...24, but 268.63...24 - 148.63... is just under 120: the stage must count
+    # as reached by the same sum its deadline is set by, or the call is queued with a deadline already due
+    asked = 148.63052612758227
+    now = asked + 120.0
+    assert now - asked < 120.0
+    online(engine, clerk("a", JIADING), 0)
+    engine.request_call("c1", "tax", "zh", JD_PARK, now=asked)
+    connect(engine, "a", "c1", asked + 1)
+    out = engine.clerk_offline("a", now)
+    assert of(out, StageWidened) == [StageWidened("c1", 1, "district")]
+    deadline = engine.next_deadline()
+    assert deadline is not None and deadline > now
+
+
 def test_clerk_offline_while_idle_or_away(engine: RoutingEngine) -> None:
     online(engine, clerk("a", JIADING), 0)
     online(engine, clerk("b", JIADING), 0, available=False)
