@@ -10,7 +10,16 @@ protocol.
 Every incoming Socket.IO event, and every peer-connection event the bots care
 about, goes through one queue and is handled in order by the bot's own loop,
 so there is no interleaving between, say, a ``matched`` and the ``signal``
-that follows it. Waiting is always on that queue, with deadlines.
+that follows it. Waiting is always on that queue, with deadlines. Server
+events arrive decoded with their structs (:mod:`signaling.messages`), and the
+bots send theirs as structs too; a server message that does not match its
+struct stops the bot with a :class:`ProtocolError` ``bad_message``.
+
+A bot that connects while its kiosk or clerk still has a call (``welcome.call``,
+say after the bot's process was restarted within the server's grace period)
+takes it up: a waiting call goes on waiting; for a call in progress, whose
+peer connection went with the old process, the kiosk opens the one media
+restart and the clerk waits for it.
 
 Local ICE candidates are not trickled: aiortc gathers them all before
 ``setLocalDescription`` returns, so the SDP carries them. Candidates trickled
@@ -24,8 +33,9 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from client.channel import (
     CLERK_NAMESPACE,
@@ -33,11 +43,9 @@ from client.channel import (
     BotError,
     Channel,
     Incoming,
-    Payload,
     ProtocolError,
+    call_of,
     connect_error_code,
-    mapping_of,
-    text_of,
 )
 from client.media import MediaCounter
 from client.peerlink import (
@@ -45,17 +53,27 @@ from client.peerlink import (
     PeerLink,
     RestartTiming,
     candidate_from_json,
-    description_to_json,
+    description_to_message,
     ice_servers_from,
 )
 from client.recorderlink import RecorderSide, SenderHook
+from signaling import messages as m
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "BotError", "CallStats", "ClerkBot", "KioskBot", "KioskResult", "ProtocolError", "candidate_from_json",
-    "connect_error_code", "description_to_json", "ice_servers_from",
+    "connect_error_code", "description_to_message", "ice_servers_from",
 ]
+
+
+def log_peer_connection(who: str, other: str, msg: m.PeerConnection) -> None:
+    """``peer_connection``: the other side of the call lost its connection (the call waits for it), or is back."""
+    if msg.connected:
+        logger.info("%s: the %s of call %s is connected again", who, other, msg.call_id)
+    else:
+        logger.warning("%s: the %s of call %s lost its connection; the call waits up to %g s for it",
+                       who, other, msg.call_id, msg.grace_s)
 
 # -- kiosk ------------------------------------------------------------------------------------------------------------
 
@@ -93,9 +111,6 @@ class KioskResult:
         )
 
 
-_KIOSK_EVENTS = ("queued", "ringing", "matched", "signal", "call_ended", "recorder_lost")
-
-
 class KioskBot:
     """A kiosk that requests one call in ``field`` and checks that the clerk's media arrives."""
 
@@ -125,7 +140,7 @@ class KioskBot:
         self._reset()
 
     def _reset(self) -> None:
-        self.welcome: Payload | None = None
+        self.welcome: m.KioskWelcome | None = None
         self.call_id: str | None = None
         self._link: CallLink | None = None
         self._restarts = 0
@@ -145,19 +160,21 @@ class KioskBot:
         self._reset()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        channel = Channel(
-            self.url, self.token, KIOSK_NAMESPACE, _KIOSK_EVENTS, request_timeout_s=self.request_timeout_s
-        )
+        channel = Channel(self.url, self.token, KIOSK_NAMESPACE, request_timeout_s=self.request_timeout_s)
         ok, reason = False, ""
         try:
-            self.welcome = await channel.connect(timeout_s)
-            request: Payload = {"field": self.field, "language": self.language}
-            if self.recording_consent is not None:
-                request["recording_consent"] = self.recording_consent
-            ack = await channel.call("request_call", request)
-            self.call_id = text_of(ack, "call_id")
-            self._requested_at = time.monotonic()
-            logger.info("kiosk: call %s %s, position %s", self.call_id, ack.get("state"), ack.get("position"))
+            welcome = await channel.connect(timeout_s)
+            assert isinstance(welcome, m.KioskWelcome)  # the struct of /kiosk's welcome
+            self.welcome = welcome
+            if welcome.call is not None:
+                await self._resume(channel, welcome.call)
+            else:
+                request = m.RequestCall(self.field, self.language, self.recording_consent)
+                ack = await channel.call("request_call", request)
+                assert isinstance(ack, m.CallRequested)  # the ack struct of request_call
+                self.call_id = ack.call_id
+                self._requested_at = time.monotonic()
+                logger.info("kiosk: call %s %s, position %s", self.call_id, ack.state, ack.position)
             await self._pump(channel, deadline, lambda: self._peer is not None and self._peer.media_received)
             assert self._peer is not None and self._matched_at is not None
             assert self._peer.video is not None and self._peer.audio is not None
@@ -206,57 +223,81 @@ class KioskBot:
             await self._handle(channel, await channel.get(deadline))
 
     async def _handle(self, channel: Channel, item: Incoming) -> None:
-        event, payload = item.event, item.payload
         if item.source is not None and item.source is not self._peer:
             return  # an event of a peer connection already closed
-        if not event.startswith("_") and text_of(payload, "call_id") != self.call_id:
-            logger.debug("kiosk: %s for another call, ignored", event)
+        msg = item.message
+        if msg is None:
+            await self._internal(item)
             return
-        if event == "queued":
-            logger.info("kiosk: queued at %s (%s)", payload.get("position"), payload.get("reason") or "waiting")
-            if payload.get("reason") == "clerk_disconnected" and self._link is not None:
-                await self._close_link()
-                self._matched_at = None
-        elif event == "ringing":
-            logger.info("kiosk: a clerk is being rung")
-        elif event == "matched":
-            await self._on_matched(channel, payload)
-        elif event == "signal":
-            if self._link is None:
-                logger.warning("kiosk: signal before matched, ignored")
-            else:
-                await self._link.on_signal(payload)
-        elif event == "_pc_state" and self._link is not None:
-            await self._link.on_state(text_of(payload, "state"))
-        elif event == "_media_timer" and self._link is not None:
-            await self._link.on_timer(payload)
-        elif event == "recorder_lost":
-            await self.recorder.begin(text_of(payload, "call_id"), channel.call)
-        elif event == "call_ended":
-            await self.recorder.end()
-            self._ended = (text_of(payload, "reason"), text_of(payload, "by"))
-            logger.info("kiosk: call %s ended: %s by %s", self.call_id, *self._ended)
-            if self._peer is None or not self._peer.media_received:
-                raise BotError(f"call ended before media: {self._ended[0]} by {self._ended[1]}")
-        elif event == "_disconnected":
-            raise BotError(f"disconnected by the server: {payload.get('reason')}")
+        if call_of(msg) != self.call_id:
+            logger.debug("kiosk: %s for another call, ignored", item.event)
+            return
+        match msg:
+            case m.QueuedMsg():
+                logger.info("kiosk: queued at %s (%s)", msg.position, msg.reason or "waiting")
+                if msg.reason == "clerk_disconnected" and self._link is not None:
+                    await self._close_link()
+                    self._matched_at = None
+            case m.Ringing():
+                logger.info("kiosk: a clerk is being rung")
+            case m.KioskMatched():
+                await self._on_matched(channel, msg)
+            case m.Signal():
+                if self._link is None:
+                    logger.warning("kiosk: signal before matched, ignored")
+                else:
+                    await self._link.on_signal(msg)
+            case m.RecorderLost():
+                await self.recorder.begin(msg.call_id, channel.call)
+            case m.PeerConnection():
+                log_peer_connection("kiosk", "clerk", msg)
+            case m.KioskCallEnded():
+                await self.recorder.end()
+                self._ended = (msg.reason, msg.by)
+                logger.info("kiosk: call %s ended: %s by %s", self.call_id, *self._ended)
+                if self._peer is None or not self._peer.media_received:
+                    raise BotError(f"call ended before media: {self._ended[0]} by {self._ended[1]}")
+            case _:
+                logger.debug("kiosk: %s ignored", item.event)
 
-    async def _on_matched(self, channel: Channel, payload: Payload) -> None:
+    async def _internal(self, item: Incoming) -> None:
+        if item.event == "_pc_state" and self._link is not None:
+            await self._link.on_state(str(item.payload.get("state")))
+        elif item.event == "_media_timer" and self._link is not None:
+            await self._link.on_timer(item.payload)
+        elif item.event == "_disconnected":
+            raise BotError(f"disconnected by the server: {item.payload.get('reason')}")
+
+    async def _resume(self, channel: Channel, call: m.KioskCall) -> None:
+        """``welcome.call``: this kiosk's call outlived its connection; take it up instead of requesting one."""
+        self.call_id = call.call_id
+        self._requested_at = time.monotonic()
+        if call.matched is None:
+            logger.info("kiosk: back to call %s, waiting in %s", call.call_id, call.field)
+            return  # its queue position follows
+        logger.info("kiosk: back to call %s (%s); its media went with the old connection: restarting it",
+                    call.call_id, call.state)
+        await self._on_matched(channel, call.matched, resumed=True)
+
+    async def _on_matched(self, channel: Channel, msg: m.KioskMatched, resumed: bool = False) -> None:
         assert self.call_id is not None
         now = time.monotonic()
         if self._queue_wait_s is None and self._requested_at is not None:
             self._queue_wait_s = now - self._requested_at
         self._matched_at = now
-        self._clerk_name = text_of(mapping_of(payload, "peer"), "name") or None
+        self._clerk_name = msg.peer.name or None
         logger.info("kiosk: matched with clerk %s", self._clerk_name)
         await self._close_link()
-        caption = [self.caption, text_of(payload, "field") or self.field]
+        caption = [self.caption, msg.field or self.field]
         self._link = CallLink(
-            self.call_id, "offerer", ice_servers_from(payload.get("ice_servers")), caption,
+            self.call_id, "offerer", ice_servers_from(msg.ice_servers), caption,
             channel.queue.put_nowait, channel.call, timing=self.timing,
         )
-        await self._link.start()
-        if payload.get("recording") is True:
+        if resumed:
+            await self._link.lost("the connection of an earlier run is gone")
+        else:
+            await self._link.start()
+        if msg.recording:
             await self.recorder.begin(self.call_id, channel.call, caption)
 
     async def _close_link(self) -> None:
@@ -268,7 +309,7 @@ class KioskBot:
     async def _finish(self, channel: Channel) -> None:
         if self.call_id and self._ended is None and channel.connected:
             try:
-                await channel.call("hangup", {"call_id": self.call_id})
+                await channel.call("hangup", m.CallRef(self.call_id))
             except BotError as exc:
                 logger.warning("kiosk: hangup failed: %s", exc)
         await self.recorder.end()
@@ -311,9 +352,6 @@ class CallStats:
     ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event, repr=False, compare=False)
 
 
-_CLERK_EVENTS = ("status", "ring", "ring_ended", "matched", "signal", "call_ended", "recorder_lost")
-
-
 class ClerkBot:
     """A clerk that goes available and (with ``auto_accept``) accepts every call it is rung for.
 
@@ -345,10 +383,10 @@ class ClerkBot:
         self.timing = timing
         self.name = ""
         self.status = ""
-        self.welcome: Payload | None = None
+        self.welcome: m.ClerkWelcome | None = None
         self.calls: list[CallStats] = []
-        self.rings: list[Payload] = []
-        #: Set once connected, welcomed and available.
+        self.rings: list[m.RingMsg] = []
+        #: Set once connected, welcomed and available (or back in its call in progress).
         self.ready = asyncio.Event()
         self._channel: Channel | None = None
         self._link: CallLink | None = None
@@ -394,41 +432,49 @@ class ClerkBot:
         return await self.wait_for(ended, timeout_s)
 
     async def accept(self, call_id: str) -> None:
-        await self._require_channel().call("accept", {"call_id": call_id})
+        await self._require_channel().call("accept", m.CallRef(call_id))
 
     async def decline(self, call_id: str) -> None:
-        await self._require_channel().call("decline", {"call_id": call_id})
+        await self._require_channel().call("decline", m.CallRef(call_id))
 
     async def hangup(self, call_id: str | None = None) -> None:
         call_id = call_id or (self._current.call_id if self._current else None)
         if call_id is None:
             raise BotError("hangup: no call in progress")
-        await self._require_channel().call("hangup", {"call_id": call_id})
+        await self._require_channel().call("hangup", m.CallRef(call_id))
 
-    async def set_status(self, status: str) -> None:
+    async def set_status(self, status: Literal["available", "away"]) -> None:
+        """Ask for ``status``; :attr:`status` becomes what the server answers (``ringing`` at once, say)."""
         self._want_available = status == "available"
-        ack = await self._require_channel().call("set_status", {"status": status})
-        self.status = text_of(ack, "status") or status
+        self.status = await self._ask_status(self._require_channel(), status)
         self._notify()
+
+    @staticmethod
+    async def _ask_status(channel: Channel, status: Literal["available", "away"]) -> str:
+        ack = await channel.call("set_status", m.SetStatus(status))
+        assert isinstance(ack, m.StatusNow)  # the ack struct of set_status
+        return ack.status
 
     # -- the loop ----------------------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event | None = None, max_calls: int | None = None) -> None:
         """Serve calls until ``stop`` is set or ``max_calls`` calls have ended; raises :class:`BotError`
         if the connection is refused or lost."""
-        channel = Channel(
-            self.url, self.token, CLERK_NAMESPACE, _CLERK_EVENTS, request_timeout_s=self.request_timeout_s
-        )
+        channel = Channel(self.url, self.token, CLERK_NAMESPACE, request_timeout_s=self.request_timeout_s)
         self._channel = channel
         watcher: asyncio.Task[None] | None = None
         try:
-            self.welcome = await channel.connect(self.connect_timeout_s)
-            clerk = mapping_of(self.welcome, "clerk")
-            self.name = text_of(clerk, "name")
-            self.center = self.center or text_of(clerk, "center")
-            self.status = text_of(self.welcome, "status")
+            welcome = await channel.connect(self.connect_timeout_s)
+            assert isinstance(welcome, m.ClerkWelcome)  # the struct of /clerk's welcome
+            self.welcome = welcome
+            self.name = welcome.clerk.name
+            self.center = self.center or welcome.clerk.center
+            self.status = welcome.status
             logger.info("clerk %s: connected, %s", self.name, self.status)
-            await self.set_status("available")
+            if welcome.call is not None:
+                await self._resume(channel, welcome.call)
+            elif welcome.status == "away":  # else back within the grace period: available, or rung already
+                await self.set_status("available")
             self.ready.set()
             self._notify()
             if stop is not None:
@@ -465,26 +511,35 @@ class ClerkBot:
         return self._channel
 
     async def _handle(self, channel: Channel, item: Incoming) -> None:
-        event, payload = item.event, item.payload
         if item.source is not None and item.source is not self._peer:
             return
-        if event == "status":
-            await self._on_status(channel, payload)
-        elif event == "ring":
-            await self._on_ring(channel, payload)
-        elif event == "ring_ended":
-            logger.info("clerk %s: ring for %s ended: %s", self.name, payload.get("call_id"), payload.get("reason"))
-        elif event == "matched":
-            await self._on_matched(payload)
-            if payload.get("recording") is True:
-                caption = [line for line in (self.name or "Clerk", text_of(payload, "field"), self.center) if line]
-                await self.recorder.begin(text_of(payload, "call_id"), channel.call, caption)
-        elif event == "recorder_lost":
-            await self.recorder.begin(text_of(payload, "call_id"), channel.call)
-        elif event == "signal":
-            await self._on_signal(channel, payload)
-        elif event == "_pc_state" and self._link is not None and self._current is not None:
-            if await self._link.on_state(text_of(payload, "state")):
+        match item.message:
+            case None:
+                await self._internal(item)
+            case m.StatusMsg() as msg:
+                await self._on_status(channel, msg)
+            case m.RingMsg() as msg:
+                await self._on_ring(channel, msg)
+            case m.RingEndedMsg() as msg:
+                logger.info("clerk %s: ring for %s ended: %s", self.name, msg.call_id, msg.reason)
+            case m.ClerkMatched() as msg:
+                await self._on_matched(channel, msg)
+            case m.RecorderLost() as msg:
+                await self.recorder.begin(msg.call_id, channel.call)
+            case m.Signal() as msg:
+                await self._on_signal(msg)
+            case m.PeerConnection() as msg:
+                log_peer_connection(f"clerk {self.name}", "kiosk", msg)
+            case m.ClerkCallEnded() as msg:
+                await self._on_call_ended(channel, msg)
+            case _:
+                logger.debug("clerk %s: %s ignored", self.name, item.event)
+        self._notify()
+
+    async def _internal(self, item: Incoming) -> None:
+        event, payload = item.event, item.payload
+        if event == "_pc_state" and self._link is not None and self._current is not None:
+            if await self._link.on_state(str(payload.get("state"))):
                 self._current.media_connected = True
         elif event == "_media_timer" and self._link is not None:
             await self._link.on_timer(payload)
@@ -492,49 +547,53 @@ class ClerkBot:
             if self._peer is not None and self._current is not None and self._peer.media_received:
                 self._current.media_received.set()
                 logger.info("clerk %s: call %s media received", self.name, self._current.call_id)
-        elif event == "call_ended":
-            await self._on_call_ended(channel, payload)
         elif event == "_stop":
             self._stopping = True
         elif event == "_disconnected":
             raise BotError(f"clerk {self.name}: disconnected by the server: {payload.get('reason')}")
-        self._notify()
 
-    async def _on_status(self, channel: Channel, payload: Payload) -> None:
-        self.status = text_of(payload, "status")
-        logger.info("clerk %s: status %s %s", self.name, self.status, payload.get("reason") or "")
+    async def _on_status(self, channel: Channel, msg: m.StatusMsg) -> None:
+        self.status = msg.status
+        logger.info("clerk %s: status %s %s", self.name, self.status, msg.reason)
         if self.status == "away" and self._want_available and self._current is None and not self._stopping:
             try:
-                ack = await channel.call("set_status", {"status": "available"})
-                self.status = text_of(ack, "status") or "available"
+                self.status = await self._ask_status(channel, "available")
             except ProtocolError as exc:
                 logger.warning("clerk %s: cannot go available again: %s", self.name, exc)
 
-    async def _on_ring(self, channel: Channel, payload: Payload) -> None:
-        self.rings.append(payload)
-        call_id = text_of(payload, "call_id")
-        logger.info("clerk %s: rung for %s (%s)", self.name, call_id, payload.get("field"))
+    async def _on_ring(self, channel: Channel, msg: m.RingMsg) -> None:
+        self.rings.append(msg)
+        logger.info("clerk %s: rung for %s (%s)", self.name, msg.call_id, msg.field)
         if self.auto_accept and self._current is None and not self._stopping:
             try:
-                await channel.call("accept", {"call_id": call_id})
+                await channel.call("accept", m.CallRef(msg.call_id))
             except ProtocolError as exc:  # the ring may have ended meanwhile
                 logger.warning("clerk %s: accept failed: %s", self.name, exc)
 
-    async def _on_matched(self, payload: Payload) -> None:
-        call_id = text_of(payload, "call_id")
+    async def _resume(self, channel: Channel, call: m.ClerkCall) -> None:
+        """``welcome.call``: this clerk's call in progress outlived its connection. Its media went with the old
+        connection, so the bot takes the call up and waits for the kiosk's media restart (``media_failed`` if none
+        comes); once the call has ended and is wrapped up, the server offers calls again."""
+        logger.info("clerk %s: back to call %s (%s); waiting for the kiosk to restart its media", self.name,
+                    call.call_id, call.state)
+        await self._on_matched(channel, call.matched, resumed=True)
+
+    async def _on_matched(self, channel: Channel, msg: m.ClerkMatched, resumed: bool = False) -> None:
         await self._close_link()
-        field = text_of(payload, "field")
-        stats = CallStats(call_id=call_id, field=field, peer_name=text_of(mapping_of(payload, "peer"), "name"))
+        stats = CallStats(call_id=msg.call_id, field=msg.field, peer_name=msg.peer.name)
         self.calls.append(stats)
         self._current = stats
-        caption = [line for line in (self.name or "Clerk", field, self.center) if line]
-        assert self._channel is not None
+        caption = [line for line in (self.name or "Clerk", msg.field, self.center) if line]
         self._link = CallLink(
-            call_id, "answerer", ice_servers_from(payload.get("ice_servers")), caption,
-            self._channel.queue.put_nowait, self._channel.call,
+            msg.call_id, "answerer", ice_servers_from(msg.ice_servers), caption,
+            channel.queue.put_nowait, channel.call,
             on_frame=lambda counter: self._count(stats, counter), timing=self.timing,
         )
-        logger.info("clerk %s: matched on %s with %s", self.name, call_id, stats.peer_name)
+        logger.info("clerk %s: matched on %s with %s", self.name, msg.call_id, stats.peer_name)
+        if resumed:
+            await self._link.lost("the connection of an earlier run is gone")
+        if msg.recording:
+            await self.recorder.begin(msg.call_id, channel.call, caption)
 
     @staticmethod
     def _count(stats: CallStats, counter: MediaCounter) -> None:
@@ -544,14 +603,12 @@ class ClerkBot:
         else:
             stats.audio_frames = counter.frames
 
-    async def _on_signal(self, channel: Channel, payload: Payload) -> None:
+    async def _on_signal(self, msg: m.Signal) -> None:
         link = self._link
-        if link is None or link.call_id != text_of(payload, "call_id"):
-            logger.warning(
-                "clerk %s: signal for %s without a matching call, ignored", self.name, payload.get("call_id")
-            )
+        if link is None or link.call_id != msg.call_id:
+            logger.warning("clerk %s: signal for %s without a matching call, ignored", self.name, msg.call_id)
             return
-        await link.on_signal(payload)
+        await link.on_signal(msg)
 
     async def _close_link(self) -> None:
         if self._link is not None:
@@ -561,32 +618,28 @@ class ClerkBot:
             await self._link.close()
             self._link = None
 
-    async def _on_call_ended(self, channel: Channel, payload: Payload) -> None:
-        stats = self.call(text_of(payload, "call_id"))
+    async def _on_call_ended(self, channel: Channel, msg: m.ClerkCallEnded) -> None:
+        stats = self.call(msg.call_id)
         if stats is None:
             return
         if self.recorder.link is not None and self.recorder.link.call_id == stats.call_id:
             await self.recorder.end()
-        stats.ended_reason = text_of(payload, "reason")
-        stats.ended_by = text_of(payload, "by")
+        stats.ended_reason = msg.reason
+        stats.ended_by = msg.by
         logger.info("clerk %s: call %s ended: %s by %s", self.name, stats.call_id, stats.ended_reason, stats.ended_by)
         if self._link is not None and self._link.call_id == stats.call_id:
             await self._close_link()
         if self._current is stats:
             self._current = None
-        if payload.get("wrap_up") is True and self.wrap_up:
+        if msg.wrap_up and self.wrap_up:
             await self._wrap_up(channel, stats)
         stats.ended.set()
 
     def matter_type_for(self, field: str) -> str | None:
         """The first matter type of ``field`` in the catalog from ``welcome``."""
-        fields = (self.welcome or {}).get("fields")
-        for entry in fields if isinstance(fields, list) else []:
-            if isinstance(entry, Mapping) and entry.get("id") == field:
-                matters = entry.get("matters")
-                for matter in matters if isinstance(matters, list) else []:
-                    if isinstance(matter, Mapping) and text_of(matter, "id"):
-                        return text_of(matter, "id")
+        for entry in self.welcome.fields if self.welcome is not None else []:
+            if entry.id == field and entry.matters:
+                return entry.matters[0].id
         return None
 
     async def _wrap_up(self, channel: Channel, stats: CallStats) -> None:
@@ -594,9 +647,9 @@ class ClerkBot:
         if matter_type is None:
             logger.warning("clerk %s: no matter type for field %r, cannot wrap up", self.name, stats.field)
             return
-        matter = {"matter_type": matter_type, "outcome": "completed", "notes": "logged by a headless bot clerk"}
+        matter = m.MatterIn(matter_type, "completed", notes="logged by a headless bot clerk")
         try:
-            await channel.call("wrap_up", {"call_id": stats.call_id, "matters": [matter]})
+            await channel.call("wrap_up", m.WrapUp(stats.call_id, [matter]))
         except BotError as exc:
             logger.warning("clerk %s: wrap-up of %s failed: %s", self.name, stats.call_id, exc)
             return
@@ -605,7 +658,7 @@ class ClerkBot:
     async def _finish(self, channel: Channel) -> None:
         if self._current is not None and channel.connected:
             try:
-                await channel.call("hangup", {"call_id": self._current.call_id})
+                await channel.call("hangup", m.CallRef(self._current.call_id))
             except BotError as exc:
                 logger.warning("clerk %s: hangup failed: %s", self.name, exc)
         await self.recorder.end()

@@ -12,14 +12,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from client.channel import Incoming, Payload, ProtocolError, mapping_of, text_of
+from client.channel import Incoming, Message, ProtocolError
 from client.media import CaptionVideoTrack, MediaCounter, ToneAudioTrack
 from rtc.loopback import selected_candidate_pair
-from signaling.messages import MAX_ATTEMPT
+from signaling import messages
+from signaling.messages import MAX_ATTEMPT, CallRef, IceCandidate, SessionDescription, Signal
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,11 @@ def ice_servers_from(servers: object) -> list[RTCIceServer]:
     return result
 
 
-def candidate_from_json(data: Mapping[str, Any]) -> RTCIceCandidate | None:
-    """An aiortc candidate from ``RTCIceCandidate.toJSON()``; ``None`` for the empty end-of-candidates marker."""
-    text = str(data.get("candidate") or "").strip()
+def candidate_from_json(data: Mapping[str, Any] | IceCandidate) -> RTCIceCandidate | None:
+    """An aiortc candidate from ``RTCIceCandidate.toJSON()`` (as relayed in a ``signal``, or its plain JSON);
+    ``None`` for the empty end-of-candidates marker."""
+    fields: Mapping[str, Any] = messages.to_builtins(data) if isinstance(data, IceCandidate) else data
+    text = str(fields.get("candidate") or "").strip()
     if text.startswith("a="):
         text = text[2:]
     if text.startswith("candidate:"):
@@ -49,15 +53,18 @@ def candidate_from_json(data: Mapping[str, Any]) -> RTCIceCandidate | None:
     if not text:
         return None
     candidate = candidate_from_sdp(text)
-    mid = data.get("sdpMid")
-    index = data.get("sdpMLineIndex")
+    mid = fields.get("sdpMid")
+    index = fields.get("sdpMLineIndex")
     candidate.sdpMid = str(mid) if mid is not None else None
     candidate.sdpMLineIndex = int(index) if index is not None else None
     return candidate
 
 
-def description_to_json(description: RTCSessionDescription) -> Payload:
-    return {"type": description.type, "sdp": description.sdp}
+def description_to_message(description: RTCSessionDescription) -> SessionDescription:
+    """An aiortc description as the ``description`` of a ``signal``."""
+    if description.type not in ("offer", "answer"):
+        raise ValueError(f"a signal carries an offer or an answer, not {description.type!r}")
+    return SessionDescription(description.type, description.sdp)  # type: ignore[arg-type]
 
 
 Role = Literal["offerer", "answerer"]
@@ -70,12 +77,6 @@ def after_loss(role: Role, attempt: int) -> Recovery:
     if attempt >= MAX_ATTEMPT:
         return "give_up"
     return "restart" if role == "offerer" else "await_restart"
-
-
-def signal_attempt(payload: Mapping[str, Any]) -> int:
-    """The ``attempt`` of a relayed ``signal`` (``0`` when left out)."""
-    attempt = payload.get("attempt", 0)
-    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0
 
 
 @dataclass(frozen=True)
@@ -152,33 +153,31 @@ class PeerLink:
             self._local_tracks.append(track)
             self.pc.addTrack(track)
 
-    async def offer(self) -> Payload:
+    async def offer(self) -> SessionDescription:
         self.add_tracks()
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return description_to_json(self.pc.localDescription)
+        return description_to_message(self.pc.localDescription)
 
-    async def answer(self, offer: Mapping[str, Any]) -> Payload:
+    async def answer(self, offer: SessionDescription) -> SessionDescription:
         await self._set_remote(offer)
         self.add_tracks()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return description_to_json(self.pc.localDescription)
+        return description_to_message(self.pc.localDescription)
 
-    async def accept_answer(self, answer: Mapping[str, Any]) -> None:
+    async def accept_answer(self, answer: SessionDescription) -> None:
         await self._set_remote(answer)
 
-    async def _set_remote(self, description: Mapping[str, Any]) -> None:
-        await self.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=text_of(description, "sdp"), type=text_of(description, "type"))
-        )
+    async def _set_remote(self, description: SessionDescription) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=description.sdp, type=description.type))
         pending, self._pending_candidates = self._pending_candidates, []
         for candidate in pending:
             await self._add_candidate(candidate)
 
-    async def add_candidate(self, data: Mapping[str, Any]) -> None:
+    async def add_candidate(self, data: IceCandidate) -> None:
         try:
             candidate = candidate_from_json(data)
         except (AssertionError, ValueError, IndexError) as exc:
-            logger.warning("call %s: unreadable ICE candidate %r: %s", self.call_id, data.get("candidate"), exc)
+            logger.warning("call %s: unreadable ICE candidate %r: %s", self.call_id, data.candidate, exc)
             return
         if candidate is None:
             return  # end of candidates: aiortc copes without it
@@ -216,7 +215,7 @@ class PeerLink:
 
 # -- the media of one call, across its attempts -----------------------------------------------------------------------
 
-Send = Callable[[str, Payload], Awaitable[Payload]]
+Send = Callable[[str, msgspec.Struct], Awaitable[Message]]  # Channel.call
 
 
 class CallLink:
@@ -266,33 +265,33 @@ class CallLink:
     async def start(self) -> None:
         """The offerer's first step (and each restart's): send the offer of the current attempt."""
         offer = await self.peer.offer()
-        await self._signal({"description": offer})
+        await self._signal(offer)
         self._arm("connect", self.timing.connect_timeout_s)
 
-    async def on_signal(self, payload: Mapping[str, Any]) -> None:
+    async def on_signal(self, signal: Signal) -> None:
         """A ``signal`` from the other side: applied to the current attempt; a newer offer replaces it (answerer);
         one of a replaced attempt is dropped."""
-        attempt = signal_attempt(payload)
-        description = mapping_of(payload, "description")
+        attempt = signal.attempt
+        description = signal.description
         if attempt < self.attempt:
             logger.debug("call %s: signal of replaced attempt %d dropped", self.call_id, attempt)
             return
         if attempt > self.attempt:
-            if self.role != "answerer" or description.get("type") != "offer":
+            if self.role != "answerer" or description is None or description.type != "offer":
                 logger.warning("call %s: signal of attempt %d that has not started, ignored", self.call_id, attempt)
                 return
             logger.info("call %s: the kiosk restarts the media (attempt %d)", self.call_id, attempt)
             await self._replace(attempt)
-        if description:
+        if description is not None:
             await self._on_description(description)
-        elif isinstance(payload.get("candidate"), Mapping):
-            await self.peer.add_candidate(mapping_of(payload, "candidate"))
+        elif signal.candidate is not None:
+            await self.peer.add_candidate(signal.candidate)
 
-    async def _on_description(self, description: Mapping[str, Any]) -> None:
-        kind = description.get("type")
+    async def _on_description(self, description: SessionDescription) -> None:
+        kind = description.type
         if self.role == "answerer" and kind == "offer":
             answer = await self.peer.answer(description)
-            await self._signal({"description": answer})
+            await self._signal(answer)
             self._arm("connect", self.timing.connect_timeout_s)
         elif self.role == "offerer" and kind == "answer":
             await self.peer.accept_answer(description)
@@ -308,7 +307,7 @@ class CallLink:
             if not self.peer.media_connected_sent:
                 self.peer.media_connected_sent = True
                 logger.info("call %s: ICE connected via %s", self.call_id, self.peer.describe_pair())
-                await self._send("media_connected", {"call_id": self.call_id})
+                await self._send("media_connected", CallRef(self.call_id))
                 return True
         elif state == "failed":
             await self._lost("ICE failed")
@@ -316,10 +315,15 @@ class CallLink:
 
     async def on_timer(self, payload: Mapping[str, Any]) -> None:
         """A ``_media_timer`` of the current peer went off."""
-        if text_of(payload, "kind") == "restart_wait":
+        if payload.get("kind") == "restart_wait":
             await self._give_up("no restart offer came")
         elif self.peer.pc.connectionState != "connected":
             await self._lost(f"not connected within {self.timing.connect_timeout_s:g} s")
+
+    async def lost(self, why: str) -> None:
+        """The current connection is lost for a reason the peer connection cannot see (the bot's earlier run, whose
+        connection it was, is gone): recover as after a failure, by the one restart (offerer) or waiting for it."""
+        await self._lost(why)
 
     async def _lost(self, why: str) -> None:
         if self.gave_up:
@@ -349,11 +353,10 @@ class CallLink:
         self.gave_up = True
         logger.warning("call %s: media failed (%s); telling the server", self.call_id, why)
         with contextlib.suppress(ProtocolError):  # the other side may have reported it first
-            await self._send("media_failed", {"call_id": self.call_id})
+            await self._send("media_failed", CallRef(self.call_id))
 
-    async def _signal(self, body: Payload) -> None:
-        attempt = {"attempt": self.attempt} if self.attempt else {}
-        await self._send("signal", {"call_id": self.call_id, **body, **attempt})
+    async def _signal(self, description: SessionDescription) -> None:
+        await self._send("signal", Signal(self.call_id, description=description, attempt=self.attempt))
 
     def _arm(self, kind: str, delay_s: float) -> None:
         self._disarm()

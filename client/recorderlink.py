@@ -15,17 +15,19 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from client.channel import BotError, Payload, text_of
+from client.channel import BAD_MESSAGE, BotError, Message, ProtocolError
 from client.media import CaptionVideoTrack, ToneAudioTrack
+from signaling.messages import RecorderAnswer, RecorderOffer
 
 logger = logging.getLogger(__name__)
 
 PREFERRED = {"video": "video/vp8", "audio": "audio/opus"}
 
-Call = Callable[[str, Payload], Awaitable[Payload]]  # Channel.call
+Call = Callable[[str, msgspec.Struct], Awaitable[Message]]  # Channel.call
 SenderHook = Callable[[RTCPeerConnection], None]
 
 
@@ -50,10 +52,12 @@ class RecorderLink:
         await self.pc.setLocalDescription(await self.pc.createOffer())  # aiortc gathers every candidate first
         local = self.pc.localDescription
         assert local is not None
-        ack = await call("recorder_offer", {"call_id": self.call_id, "sdp": local.sdp})
+        ack = await call("recorder_offer", RecorderOffer(self.call_id, local.sdp))
         if self.closed:
             return
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text_of(ack, "sdp"), type="answer"))
+        if not isinstance(ack, RecorderAnswer):
+            raise ProtocolError("recorder_offer", BAD_MESSAGE, f"acknowledged with {type(ack).__name__}")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=ack.sdp, type="answer"))
         logger.info("call %s: sending to the recorder", self.call_id)
 
     async def close(self) -> None:

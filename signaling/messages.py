@@ -255,7 +255,7 @@ class QueuedMsg(_Out):
     EVENT = "queued"
     call_id: str
     position: int  # 1-based, among the waiting calls of the same field and district (ringing calls left out)
-    estimated_wait_s: int | None  # whole seconds; null while no clerk who could take the call is available
+    estimated_wait_s: int | None  # whole seconds; null while no clerk who could take the call is online
     stage: int
     reason: str
 
@@ -290,6 +290,14 @@ class PeerConnection(_Out):
     call_id: str
     connected: bool
     grace_s: float  # 0 when connected
+
+
+class Refused(_Out):
+    """The server took the connection but the core refused it (say ``unknown_region``); the server then closes it."""
+
+    EVENT = "refused"
+    code: str
+    message: str
 
 
 # -- server to clerk ----------------------------------------------------------------------------------------------
@@ -466,11 +474,12 @@ CLERK_IN: dict[str, tuple[type[_Message], type[_Ack]]] = {
 KIOSK_OUT: dict[str, type[msgspec.Struct]] = {
     "welcome": KioskWelcome, "queued": QueuedMsg, "ringing": Ringing, "matched": KioskMatched,
     "recorder_lost": RecorderLost, "signal": Signal, "peer_connection": PeerConnection, "call_ended": KioskCallEnded,
+    "refused": Refused,
 }
 CLERK_OUT: dict[str, type[msgspec.Struct]] = {
     "welcome": ClerkWelcome, "status": StatusMsg, "ring": RingMsg, "ring_ended": RingEndedMsg,
     "matched": ClerkMatched, "recorder_lost": RecorderLost, "signal": Signal, "peer_connection": PeerConnection,
-    "call_ended": ClerkCallEnded,
+    "call_ended": ClerkCallEnded, "refused": Refused,
 }
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message"})
 """Names that Socket.IO gives a meaning of its own: a client event so named is refused as ``unknown_event``."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import ClassVar
+
+import msgspec
 
 from client import peerlink
-from client.channel import Payload
+from signaling.messages import IceCandidate, SessionDescription
 
 CANDIDATE_LINE = re.compile(r"^a=candidate:.*\r?\n", re.MULTILINE)
 
@@ -32,31 +34,31 @@ class BrokenPeerLink(peerlink.PeerLink):
     def is_broken(self) -> bool:
         return self.attempt in self.broken
 
-    def _outgoing(self, description: Payload) -> Payload:
+    def _outgoing(self, description: SessionDescription) -> SessionDescription:
         if not self.is_broken:
             return description
-        sdp = CANDIDATE_LINE.sub("", str(description["sdp"]))
+        sdp = CANDIDATE_LINE.sub("", description.sdp)
         if self.black_hole is not None:
             line = f"a=candidate:1 1 udp 2130706431 127.0.0.1 {self.black_hole} typ host\r\n"
             sdp = sdp.replace("a=end-of-candidates", line + "a=end-of-candidates")
-        return {**description, "sdp": sdp}
+        return msgspec.structs.replace(description, sdp=sdp)
 
-    def _incoming(self, description: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _incoming(self, description: SessionDescription) -> SessionDescription:
         if not self.is_broken:
             return description
         # no candidates, and none to come: a browser trickles its own (ignored here) and never says the end
-        return {**description, "sdp": end_of_candidates(CANDIDATE_LINE.sub("", str(description["sdp"])))}
+        return msgspec.structs.replace(description, sdp=end_of_candidates(CANDIDATE_LINE.sub("", description.sdp)))
 
-    async def offer(self) -> Payload:
+    async def offer(self) -> SessionDescription:
         return self._outgoing(await super().offer())
 
-    async def answer(self, offer: Mapping[str, Any]) -> Payload:
+    async def answer(self, offer: SessionDescription) -> SessionDescription:
         return self._outgoing(await super().answer(self._incoming(offer)))
 
-    async def accept_answer(self, answer: Mapping[str, Any]) -> None:
+    async def accept_answer(self, answer: SessionDescription) -> None:
         await super().accept_answer(self._incoming(answer))
 
-    async def add_candidate(self, data: Mapping[str, Any]) -> None:
+    async def add_candidate(self, data: IceCandidate) -> None:
         if not self.is_broken:
             await super().add_candidate(data)
 

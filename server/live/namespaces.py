@@ -110,7 +110,8 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
             self.peers.pop(sid, None)
             self.conns.pop(sid, None)
             self.router.detach(party, sid)
-            await self.emit("refused", answer.error.as_dict(), to=sid)
+            refused = messages.Refused(answer.error.code, answer.error.message)
+            await self.emit(refused.EVENT, messages.to_builtins(refused), to=sid)
             await self.disconnect(sid)
 
     async def gone(self, sid: str, reason: str) -> None:

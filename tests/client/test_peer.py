@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioice.ice
+import msgspec
 import pytest
 import socketio
 from aiohttp import web
@@ -29,6 +30,7 @@ from client.bot import (
 from client.media import CaptionVideoTrack, MediaCounter, ToneAudioTrack
 from rtc import loopback as ice
 from rtc.loopback import LoopbackPatchError, only_loopback_candidates, selected_candidate_pair
+from signaling import messages as m
 
 TIMEOUT = 20.0
 CANDIDATE_LINE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ", re.MULTILINE)
@@ -268,8 +270,13 @@ KIOSK_TOKEN = "kiosk-token"
 CLERK_TOKEN = "clerk-token"
 
 
+TAX = m.FieldInfo("tax", "receipt", "never", {"en": "Tax"}, [
+    m.MatterInfo("tax-consultation", {"en": "Consultation"}), m.MatterInfo("invoice", {"en": "Invoice"})])
+
+
 class MiniRelay:
-    """The least of docs/protocol.md for one kiosk and one clerk, to drive the bots without server/."""
+    """The least of docs/protocol.md for one kiosk and one clerk, to drive the bots without server/; its messages
+    are the protocol's structs (signaling.messages)."""
 
     def __init__(self) -> None:
         self.sio = socketio.AsyncServer(async_mode="aiohttp")
@@ -297,18 +304,16 @@ class MiniRelay:
     async def kiosk_connect(self, sid: str, environ: Any, auth: Any) -> None:
         self._check(auth, KIOSK_TOKEN)
         self.kiosk = sid
-        await self.sio.emit("welcome", {"kiosk": {"name": "Park 3"}, "call": None}, to=sid, namespace="/kiosk")
+        welcome = m.KioskWelcome(m.KioskInfo("k-1", "Park 3", "sh/jiading/xincheng/park-3", {}), [TAX], ["en"], 180,
+                                 None)
+        await self.sio.emit("welcome", m.to_builtins(welcome), to=sid, namespace="/kiosk")
 
     async def clerk_connect(self, sid: str, environ: Any, auth: Any) -> None:
         self._check(auth, CLERK_TOKEN)
         self.clerk = sid
-        welcome = {
-            "clerk": {"name": "Clerk Li", "center": "Jiading"},
-            "status": "away",
-            "ring_timeout_s": 20,
-            "fields": [{"id": "tax", "matters": [{"id": "tax-consultation"}, {"id": "invoice"}]}],
-        }
-        await self.sio.emit("welcome", welcome, to=sid, namespace="/clerk")
+        clerk = m.ClerkInfo("c-1", "Clerk Li", "Jiading", ["tax"], ["sh/jiading"], {}, ["en"])
+        welcome = m.ClerkWelcome(clerk, "away", 20, 180, [TAX], [], None)
+        await self.sio.emit("welcome", m.to_builtins(welcome), to=sid, namespace="/clerk")
 
     def _handler(self, namespace: str, event: str) -> Any:
         async def handle(sid: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -318,55 +323,61 @@ class MiniRelay:
 
         return handle
 
-    async def to_kiosk(self, event: str, payload: dict[str, Any]) -> None:
-        await self.sio.emit(event, payload, to=self.kiosk, namespace="/kiosk")
+    async def to_kiosk(self, msg: Any) -> None:  # a struct of KIOSK_OUT
+        await self.sio.emit(msg.EVENT, m.to_builtins(msg), to=self.kiosk, namespace="/kiosk")
 
-    async def to_clerk(self, event: str, payload: dict[str, Any]) -> None:
-        await self.sio.emit(event, payload, to=self.clerk, namespace="/clerk")
+    async def to_clerk(self, msg: Any) -> None:  # a struct of CLERK_OUT
+        await self.sio.emit(msg.EVENT, m.to_builtins(msg), to=self.clerk, namespace="/clerk")
+
+    @staticmethod
+    def ok(ack: msgspec.Struct) -> dict[str, Any]:
+        return {"ok": True, **m.to_builtins(ack)}
 
     async def ring_if_possible(self) -> None:
         if self.waiting and self.available and self.call_id:
             self.waiting = False
-            await self.to_kiosk("ringing", {"call_id": self.call_id})
-            await self.to_clerk("ring", {"call_id": self.call_id, "field": "tax", "language": "en", "timeout_s": 20})
+            await self.to_kiosk(m.Ringing(self.call_id))
+            await self.to_clerk(m.RingMsg(self.call_id, "tax", "en", "sh/jiading/xincheng/park-3", {},
+                                          m.KioskName("Park 3"), 0.0, 20.0, 0))
 
     async def on_request_call(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
         if payload.get("field") != "tax":
             return {"ok": False, "error": {"code": "unknown_field", "message": "no such field"}}
         self.call_id, self.waiting = "call-1", True
-        await self.to_kiosk("queued", {"call_id": self.call_id, "position": 1, "estimated_wait_s": None})
+        await self.to_kiosk(m.QueuedMsg(self.call_id, 1, None, 0, ""))
         await self.ring_if_possible()
-        return {"ok": True, "call_id": self.call_id, "state": "queued", "position": 1, "estimated_wait_s": None}
+        return self.ok(m.CallRequested(self.call_id, "queued", 1, None))
 
     async def on_set_status(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
         self.available = payload["status"] == "available"
-        await self.to_clerk("status", {"status": payload["status"], "reason": ""})
+        await self.to_clerk(m.StatusMsg(payload["status"], ""))
         await self.ring_if_possible()
-        return {"ok": True, "status": payload["status"]}
+        return self.ok(m.StatusNow(payload["status"]))
 
     async def on_accept(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
-        matched: dict[str, Any] = {"call_id": self.call_id, "ice_servers": [], "field": "tax"}
-        peer = {"name": "Clerk Li", "center": "Jiading"}
-        await self.to_kiosk("matched", {**matched, "role": "offerer", "peer": peer})
-        await self.to_clerk("matched", {**matched, "role": "answerer", "peer": {"name": "Park 3"}})
-        return {"ok": True, "call_id": self.call_id}
+        assert self.call_id is not None
+        await self.to_kiosk(m.KioskMatched(self.call_id, "offerer", [], "tax", False,
+                                           m.ClerkPeer("Clerk Li", "Jiading")))
+        await self.to_clerk(m.ClerkMatched(self.call_id, "answerer", [], "tax", False,
+                                           m.KioskPeer("Park 3", "sh/jiading/xincheng/park-3", {}, "en")))
+        return self.ok(m.Accepted(self.call_id))
 
     async def on_signal(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
-        await (self.to_clerk if ns == "/kiosk" else self.to_kiosk)("signal", payload)
-        return {"ok": True}
+        await (self.to_clerk if ns == "/kiosk" else self.to_kiosk)(m.parse(m.Signal, payload))
+        return self.ok(m.Relayed(True))
 
     async def on_media_connected(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
         self.media_connected.add(ns)
-        return {"ok": True}
+        return self.ok(m.Done())
 
     async def on_hangup(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
-        ended = {"call_id": payload["call_id"], "reason": "hangup", "by": "visitor" if ns == "/kiosk" else "clerk"}
-        await self.to_kiosk("call_ended", ended)
-        await self.to_clerk("call_ended", {**ended, "wrap_up": True})
-        return {"ok": True}
+        call_id, by = payload["call_id"], "visitor" if ns == "/kiosk" else "clerk"
+        await self.to_kiosk(m.KioskCallEnded(call_id, "hangup", by))
+        await self.to_clerk(m.ClerkCallEnded(call_id, "hangup", by, True))
+        return self.ok(m.Done())
 
     async def on_wrap_up(self, ns: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "matters": [1], "followups": []}
+        return self.ok(m.WrappedUp([1], []))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 import socketio
 
 from server.keys import RECORDS
+from signaling import messages
 from tests.server.conftest import ENGLISH, EVENT_TIMEOUT, Harness, HarnessFactory, Peer, login_cookie
 
 JIADING_PARK = "sh/jiading/xincheng/park-3"
@@ -45,6 +46,20 @@ async def test_refuses_missing_and_unknown_tokens(harness: Harness) -> None:
         assert refusals and refusals[0]["data"]["code"] == "unauthorized", refusals
         assert "token" in refusals[0]["message"]
         await client.disconnect()
+
+
+async def test_a_clerk_in_a_region_the_tree_lacks_is_refused_after_connecting(harness: Harness) -> None:
+    _, token = await harness.identities.add_clerk("Lost", ["tax"], ["sh/nowhere"], ["en"])
+    lost = Peer(harness.url, "/clerk", token)
+    harness.peers.append(lost)
+    await lost.connect()
+    refused = messages.decode(messages.Refused, await lost.next("refused"))
+    assert refused.code == "unknown_region" and "sh/nowhere" in refused.message
+    for _ in range(50):  # then the server closes the connection
+        if not lost.sio.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not lost.sio.connected and lost.pending("welcome") == []
 
 
 async def test_revoked_kiosk_cannot_connect(harness: Harness) -> None:
