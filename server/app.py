@@ -9,13 +9,13 @@ from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
-import socketio
 from aiohttp import web
 
 from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.switchboard import Clock, Switchboard, SystemClock
+from server.live.transport import make_socketio_server
 from server.records import db
 from server.records.chain import Records
 from server.records.db import make_engine
@@ -38,14 +38,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     identities = IdentityStore(engine)
     app[IDENTITIES] = identities
 
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp",
-        cors_allowed_origins=[],  # same origin only
-        ping_interval=settings.ping_interval_s,
-        ping_timeout=settings.ping_timeout_s,
-        async_handlers=False,  # one client's events are handled in order (offer before candidates)
-        max_http_buffer_size=256 * 1024,
-    )
+    sio = make_socketio_server(settings)
     sio.attach(app)
     app[SIO] = sio
 
