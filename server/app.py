@@ -15,7 +15,7 @@ from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCH
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.switchboard import Clock, Switchboard, SystemClock
-from server.live.transport import make_socketio_server
+from server.live.transport import make_socketio_server, skip_for_socketio
 from server.records import db
 from server.records.chain import Records
 from server.records.db import make_engine
@@ -69,7 +69,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[auth.context_processor, i18n.context_processor],
+        context_processors=[skip_for_socketio(auth.context_processor), skip_for_socketio(i18n.context_processor)],
     )
     i18n.install(env)
     setup_routes(app)

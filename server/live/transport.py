@@ -13,6 +13,7 @@ python-socketio relay):
 - WebSockets without permessage-deflate, as the reference Socket.IO server has them by default: a
   browser asks for it, and a zlib compressor and decompressor per connection cost far more memory than an
   idle connection otherwise needs.
+- ``skip_for_socketio``: the page context processors do not run for Socket.IO's requests.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio
@@ -295,3 +297,23 @@ def make_socketio_server(settings: Settings) -> socketio.AsyncServer:
         async_handlers=False,  # one client's events are handled in order (offer before candidates)
         max_http_buffer_size=MAX_PACKET_BYTES,
     )
+
+
+# ---------------------------------------------------------------- the pages' context processors
+
+ContextProcessor = Callable[[web.Request], Awaitable[dict[str, Any]]]
+
+
+def skip_for_socketio(processor: ContextProcessor) -> ContextProcessor:
+    """A template context processor that gives nothing for Socket.IO's requests (they render no template).
+
+    aiohttp_jinja2 runs every context processor for every request, the handshake and the WebSocket of each
+    Socket.IO connection included; their context would be kept for the connection's lifetime.
+    """
+
+    async def processor_unless_socketio(request: web.Request) -> dict[str, Any]:
+        if request.path.startswith(SOCKETIO_PATH):
+            return {}
+        return await processor(request)
+
+    return processor_unless_socketio

@@ -1,4 +1,4 @@
-"""The transport levers (server/live/transport.py): same protocol, fewer tasks, no deflate."""
+"""The transport levers (server/live/transport.py): same protocol, fewer tasks, no deflate, no page context."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from server.keys import SIO
 from server.live import transport
-from server.live.transport import FastSocket, JsonCodec
+from server.live.transport import FastSocket, JsonCodec, skip_for_socketio
 from tests.server.conftest import EVENT_TIMEOUT, Harness, Peer
 from tests.server.test_signaling_server import connect_call
 
@@ -38,6 +40,22 @@ def test_json_codec_falls_back_to_the_standard_library() -> None:
         JsonCodec.loads("[" + "9" * 5000 + "]")  # python-engineio's guard against huge integers holds
     with pytest.raises(ValueError):
         JsonCodec.loads("{not json")
+
+
+# ---------------------------------------------------------------- the page context
+
+
+async def test_context_processors_skip_socketio_requests() -> None:
+    calls: list[str] = []
+
+    async def processor(request: web.Request) -> dict[str, Any]:
+        calls.append(request.path)
+        return {"lang": "en"}
+
+    wrapped = skip_for_socketio(processor)
+    assert await wrapped(make_mocked_request("GET", "/socket.io/?EIO=4&transport=websocket")) == {}
+    assert await wrapped(make_mocked_request("GET", "/clerk")) == {"lang": "en"}
+    assert calls == ["/clerk"]
 
 
 # ---------------------------------------------------------------- sockets
