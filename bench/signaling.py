@@ -61,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -258,7 +258,7 @@ class Sock:
         self.acks: dict[int, asyncio.Future[Any]] = {}
         self.ids = itertools.count(1)
         self.connected: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.on_event: Callable[[Sock, str, Any], None] = lambda sock, name, data: None
+        self.on_event: Callable[[Sock, str, Any], Awaitable[None] | None] = lambda sock, name, data: None
         self.events: dict[str, list[Any]] = {}  # events nobody handled, kept for the set-up
         self.waiters: dict[str, asyncio.Future[Any]] = {}
         self.reader: asyncio.Task[None] | None = None
@@ -281,7 +281,9 @@ class Sock:
                 data: str = msg.data
                 kind = data[0]
                 if kind == "4":
-                    self._packet(data)
+                    reply = self._packet(data)
+                    if reply is not None:
+                        await reply
                 elif kind == "2":
                     await ws.send_str("3")
                 elif kind == "1":
@@ -290,7 +292,7 @@ class Sock:
             for fut in [self.connected, *self.acks.values(), *self.waiters.values()]:
                 fut.cancel()  # whoever waits learns that the connection is gone
 
-    def _packet(self, data: str) -> None:
+    def _packet(self, data: str) -> Awaitable[None] | None:
         kind = data[1]
         i = 2
         if data.startswith("/", 2):
@@ -308,7 +310,7 @@ class Sock:
                 if not waiter.done():
                     waiter.set_result(arg)
             else:
-                self.on_event(self, name, arg)
+                return self.on_event(self, name, arg)
         elif kind == "3" and ack_id is not None:  # ACK
             fut = self.acks.pop(ack_id, None)
             if fut is not None and not fut.done():
@@ -319,6 +321,7 @@ class Sock:
         elif kind == "4":  # CONNECT_ERROR
             if not self.connected.done():
                 self.connected.set_exception(ConnectRefusedError(str(payload)))
+        return None
 
     async def emit(self, event: str, data: Any) -> asyncio.Future[Any]:
         """Send an event with an ack id; the future resolves to the ack's payload."""
@@ -431,20 +434,18 @@ def _kiosk_event(call: RelayCall) -> Callable[[Sock, str, Any], None]:
     return on_event
 
 
-def _clerk_event(state: LoadState, call: RelayCall) -> Callable[[Sock, str, Any], None]:
-    def on_event(sock: Sock, name: str, data: Any) -> None:
-        if name == "signal":
-            reply = {"call_id": data["call_id"], "description": {"type": "answer", "sdp": state.answer}}
-            task = asyncio.get_running_loop().create_task(sock.emit("signal", reply))
-            task.add_done_callback(lambda t: _track_ack(state, t))
+def _clerk_event(state: LoadState, call: RelayCall) -> Callable[[Sock, str, Any], Awaitable[None] | None]:
+    answer = {"call_id": call.call_id, "description": {"type": "answer", "sdp": state.answer}}
+
+    async def reply(sock: Sock) -> None:  # awaited by the clerk's reader: no task per signal
+        _track_ack(state, await sock.emit("signal", answer))
+
+    def on_event(sock: Sock, name: str, data: Any) -> Awaitable[None] | None:
+        return reply(sock) if name == "signal" else None
     return on_event
 
 
-def _track_ack(state: LoadState, task: asyncio.Task[asyncio.Future[Any]]) -> None:
-    if task.cancelled() or task.exception() is not None:
-        state.failures += 1
-        return
-    fut = task.result()
+def _track_ack(state: LoadState, fut: asyncio.Future[Any]) -> None:
     state.clerk_acks.add(fut)
 
     def done(f: asyncio.Future[Any]) -> None:
@@ -704,7 +705,7 @@ class Bench:
             return None
         spy = Path(sys.executable).with_name("py-spy")
         return subprocess.Popen([str(spy if spy.exists() else "py-spy"), "record", "--pid", str(pid), "--nonblocking",
-                                 "--rate", "250", "--duration", str(max(1, int(self.args.seconds))), "--format",
+                                 "--rate", "400", "--duration", str(max(1, int(self.args.seconds))), "--format",
                                  "raw", "--output", str(self.args.profile)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -718,9 +719,11 @@ class Bench:
             proc.reply()
         self.all(active, [{"op": "relay", "seconds": self.args.warmup} for _ in active])
         spy = self.profiler(pid) if kind == "project" and len(pairs) == max(LEVELS) else None
+        load0 = sum(_cpu_s(p.popen.pid) for p in active)
         cpu0, t0 = _cpu_s(pid), time.perf_counter()
         replies = self.all(active, [{"op": "relay", "seconds": self.args.seconds} for _ in active])
         cpu1, t1 = _cpu_s(pid), time.perf_counter()
+        load1 = sum(_cpu_s(p.popen.pid) for p in active)
         if spy is not None:
             spy.wait()
         self.all(active, [{"op": "teardown"} for _ in active])
@@ -735,6 +738,7 @@ class Bench:
             "p50_ms": rtts[len(rtts) // 2] / 1000,
             "p99_ms": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] / 1000,
             "relays_s": relays / (t1 - t0),
+            "load_cpu_us": (load1 - load0) / relays * 1e6,
         }
 
     def connect_phase(self, kind: str, pid: int, procs: list[Proc], tokens: list[str]) -> dict[str, float]:
@@ -788,8 +792,8 @@ class Bench:
             for n in LEVELS:
                 for key, value in self.relay_phase(kind, server.pid, procs, relay_pairs[n]).items():
                     out[f"{key}@{n}"] = value
-                print(f"  {kind} {n} calls: {out[f'cpu_us@{n}']:.0f} µs/relay, p99 {out[f'p99_ms@{n}']:.1f} ms",
-                      file=sys.stderr)
+                print(f"  {kind} {n} calls: {out[f'cpu_us@{n}']:.0f} µs/relay, p99 {out[f'p99_ms@{n}']:.1f} ms, "
+                      f"load generator {out[f'load_cpu_us@{n}']:.0f} µs/relay", file=sys.stderr)
             if call_pairs:
                 out.update(self.whole_call_phase(server.pid, procs[0], call_pairs))
                 print(f"  {kind} whole call: {out['call_cpu_ms']:.1f} ms", file=sys.stderr)
