@@ -6,8 +6,10 @@ python-socketio relay):
 
 - ``JsonCodec``: orjson behind the ``dumps``/``loads`` that python-socketio and python-engineio call.
 - ``FastSocket``: an Engine.IO socket that, once on WebSocket, reads without a task and a ``wait_for`` per
-  packet and writes a packet straight to the connection when nothing is queued before it (the queue and its
-  writer task stay for long-polling, the upgrade and anything sent while a write is under way).
+  packet (one timer per connection watches for a silent peer) and writes a packet straight to the connection
+  when nothing is queued before it (the queue and its writer task stay for long-polling, the upgrade and
+  anything sent while a write is under way).
+- ``JsonPacket``: whether a packet has binary attachments is one orjson pass, not a walk in Python.
 - ``DirectManager``: an emit to one client is sent in place, not through a task per recipient and an
   ``asyncio.wait``.
 - WebSockets without permessage-deflate, as the reference Socket.IO server has them by default: a
@@ -74,10 +76,11 @@ class JsonCodec:
 class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket whose WebSocket loop costs no task and no ``wait_for`` per packet.
 
-    The reader waits for the next packet under ``asyncio.timeout`` (the same limit: ping interval plus ping
-    timeout). A packet to send goes straight to the WebSocket when the socket is on WebSocket, no upgrade is
-    under way, the queue is empty and the writer task is not writing: it cannot overtake anything. Otherwise
-    it goes through the queue and the writer task, as in python-engineio.
+    The reader waits for the next packet with no timeout of its own; a timer per connection ends the read when
+    nothing came for ping interval plus ping timeout (python-engineio's limit). A packet to send goes straight
+    to the WebSocket when the socket is on WebSocket, no upgrade is under way, the queue is empty and the
+    writer task is not writing: it cannot overtake anything. Otherwise it goes through the queue and the
+    writer task, as in python-engineio.
     """
 
     connected: bool
@@ -186,14 +189,40 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         writer_task = asyncio.ensure_future(writer())
         self._ws = ws
         server.logger.info("%s: Upgrade to websocket successful", self.sid)
+        # The peer must send something (at least its pong) within ping interval + ping timeout: one timer per
+        # connection checks that, rather than a timeout around every read.
+        loop = asyncio.get_running_loop()
+        reader = asyncio.current_task()
+        assert reader is not None
         limit = server.ping_interval + server.ping_timeout
+        last_rx = loop.time()
+        reading = timed_out = False
+        check: asyncio.TimerHandle
+
+        def watchdog() -> None:
+            nonlocal check, timed_out
+            now = loop.time()
+            if reading and now - last_rx >= limit:  # silent too long: end the read (never a handler)
+                timed_out = True
+                reader.cancel()
+                return
+            check = loop.call_at(max(last_rx + limit, now + 1.0), watchdog)
+
+        check = loop.call_at(last_rx + limit, watchdog)
         try:
             while True:
+                reading = True
                 try:
-                    async with asyncio.timeout(limit):
-                        p = await websocket_wait()
-                except (asyncio.CancelledError, Exception):
+                    p = await websocket_wait()
+                except asyncio.CancelledError:
+                    if timed_out:
+                        reader.uncancel()
                     break
+                except Exception:
+                    break
+                finally:
+                    reading = False
+                last_rx = loop.time()
                 if p is None:  # connection closed by client
                     break
                 try:
@@ -206,6 +235,7 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 except Exception:  # pragma: no cover
                     server.logger.exception("Unknown receive error")
         finally:
+            check.cancel()
             self._ws = None
         await self.queue.put(None)  # unlock the writer task so it can exit
         await writer_task
@@ -280,6 +310,18 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
                 logger.exception("emit of %s to %s failed", event, room)
 
 
+class JsonPacket(socketio.packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet, which looks for binary attachments with one pass of orjson, not a Python walk."""
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        try:
+            orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # bytes, or something else orjson does not write: look as python-socketio does
+            return bool(super().data_is_binary(data))
+        return False
+
+
 class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return EngineIOServer
@@ -290,6 +332,7 @@ def make_socketio_server(settings: Settings) -> socketio.AsyncServer:
     return SocketIOServer(
         async_mode="aiohttp",
         client_manager=DirectManager(),
+        serializer=JsonPacket,
         json=JsonCodec,
         cors_allowed_origins=[],  # same origin only
         ping_interval=settings.ping_interval_s,

@@ -160,3 +160,10 @@ def test_the_server_is_made_with_the_levers() -> None:
     assert isinstance(sio, socketio.AsyncServer)
     assert isinstance(sio.manager, transport.DirectManager)
     assert isinstance(sio.eio, transport.EngineIOServer)
+
+
+def test_binary_attachments_are_still_found() -> None:
+    assert transport.JsonPacket.data_is_binary({"a": [1, {"b": b"\x00"}]}) is True
+    assert transport.JsonPacket.data_is_binary({"a": [1, {"b": "text"}], 2: None}) is False
+    pkt = transport.JsonPacket(socketio.packet.EVENT, data=["file", {"blob": b"\x01\x02"}], namespace="/kiosk")
+    assert pkt.packet_type == socketio.packet.BINARY_EVENT
