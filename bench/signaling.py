@@ -21,8 +21,10 @@ Three servers, each in its own process on 127.0.0.1:
   the same way, decoding and encoding each packet's JSON as any relay that looks at ``call_id`` must.
 
 The load generator is a minimal Socket.IO client over aiohttp's WebSocket client (websocket transport
-only, ``EIO=4&transport=websocket``, no permessage-deflate, like a python-socketio client), in separate
-processes (two, or one for a single call) so that it is not the bottleneck; it answers the server's pings.
+only, ``EIO=4&transport=websocket``; no permessage-deflate, like a python-socketio client, unless
+``--deflate`` asks for it as browsers do), in separate processes (two, or one for a single call); it answers
+the server's pings. Its own CPU per relay is printed on stderr: on two shared cores it is of the same order
+as the server's, so at 100 calls the latencies and rates are the machine's as much as the server's.
 
 What is measured:
 
@@ -264,8 +266,8 @@ class Sock:
         self.reader: asyncio.Task[None] | None = None
         self.prefix = f"42{ns},"
 
-    async def connect(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.ws = await session.ws_connect(url, autoping=True, max_msg_size=0, compress=0)
+    async def connect(self, session: aiohttp.ClientSession, url: str, compress: int = 0) -> None:
+        self.ws = await session.ws_connect(url, autoping=True, max_msg_size=0, compress=compress)
         self.reader = asyncio.get_running_loop().create_task(self._read())
         await self.ws.send_str(f"40{self.ns}," + dumps({"token": self.token}))
         async with asyncio.timeout(TIMEOUT_S):
@@ -378,6 +380,7 @@ class RelayCall:
 class LoadState:
     url: str
     session: aiohttp.ClientSession
+    compress: int = 0  # 15: ask for permessage-deflate, as browsers do
     calls: list[RelayCall] = field(default_factory=list)
     idle: list[Sock] = field(default_factory=list)
     clerk_acks: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -393,7 +396,7 @@ class LoadState:
 async def _open(state: LoadState, ns: str, token: str) -> Sock:
     sock = Sock(ns, token)
     sock.on_event = _keep
-    await sock.connect(state.session, state.url)
+    await sock.connect(state.session, state.url, state.compress)
     return sock
 
 
@@ -502,7 +505,7 @@ async def op_connect(state: LoadState, ns: str, tokens: list[str], concurrency: 
         for token in todo:
             sock = Sock(ns, token)
             try:
-                await sock.connect(state.session, state.url)
+                await sock.connect(state.session, state.url, state.compress)
             except ConnectRefusedError:
                 refused += 1
             state.idle.append(sock)
@@ -569,10 +572,10 @@ async def op_calls_run(state: LoadState, per_kiosk: int) -> dict[str, Any]:
     return {"calls": per_kiosk * len(state.pairs)}
 
 
-async def load_main_async(url: str, stdin: TextIO, stdout: TextIO) -> None:
+async def load_main_async(url: str, compress: int, stdin: TextIO, stdout: TextIO) -> None:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
-        state = LoadState(url, session)
+        state = LoadState(url, session, compress)
         loop = asyncio.get_running_loop()
         while True:
             line = await loop.run_in_executor(None, stdin.readline)
@@ -601,9 +604,9 @@ async def load_main_async(url: str, stdin: TextIO, stdout: TextIO) -> None:
             stdout.flush()
 
 
-def load_main(url: str) -> None:
+def load_main(url: str, compress: int) -> None:
     _raise_fd_limit()
-    asyncio.run(load_main_async(url, sys.stdin, sys.stdout))
+    asyncio.run(load_main_async(url, compress, sys.stdin, sys.stdout))
 
 
 # ------------------------------------------------------------------ the parent: processes, phases, the table
@@ -678,7 +681,8 @@ class Bench:
 
     @contextlib.contextmanager
     def loaders(self, url: str, n: int) -> Iterator[list[Proc]]:
-        procs = [Proc(subprocess.Popen([sys.executable, __file__, "--load", url], stdin=subprocess.PIPE,
+        deflate = ["--deflate"] if self.args.deflate else []
+        procs = [Proc(subprocess.Popen([sys.executable, __file__, "--load", url, *deflate], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)) for _ in range(n)]
         try:
             yield procs
@@ -897,6 +901,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(KINDS), help="servers to run, comma-separated (project,socketio,raw)")
     p.add_argument("--profile", type=Path, default=None, metavar="FILE",
                    help="sample the project at 100 calls with py-spy into FILE (collapsed stacks; perturbs figures)")
+    p.add_argument("--deflate", action="store_true",
+                   help="clients ask for permessage-deflate, as browsers do (the project does not agree to it)")
     p.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -906,7 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_main(args.serve, args.port, args.data_dir)
         return 0
     if args.load:
-        load_main(args.load)
+        load_main(args.load, 15 if args.deflate else 0)
         return 0
     _raise_fd_limit()
     args.seconds = 1.5 if args.quick else 5.0
