@@ -11,12 +11,14 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS, SIO, SWITCHBOARD
+from server.keys import DB, DESK, EVIDENCE, IDENTITIES, RECORDS, ROUTER, SETTINGS, SIO
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
-from server.live.switchboard import Clock, Switchboard, SystemClock
+from server.live.router import make_router
 from server.live.transport import make_socketio_server, skip_for_socketio
+from server.live.writer import Clock, SystemClock
 from server.records import db
+from server.records.casework import CaseFiles
 from server.records.chain import Records
 from server.records.db import make_engine
 from server.records.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
@@ -24,14 +26,15 @@ from server.records.identities import Clerk, IdentityStore
 from server.settings import Settings
 from server.web import auth, i18n
 from server.web.auth import session_middleware
-from server.web.middlewares import security_headers
+from server.web.middlewares import security_headers, storable_text
 from server.web.routes import setup_routes
+from signaling.commands import RecorderLost
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[security_headers, session_middleware])
+    app = web.Application(middlewares=[security_headers, storable_text, session_middleware])
     app[SETTINGS] = settings
     engine = make_engine(settings.db_url)
     app[DB] = engine
@@ -42,27 +45,27 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio.attach(app)
     app[SIO] = sio
 
-    async def emit(event: str, data: object, sid: str, namespace: str) -> None:
-        await sio.emit(event, data, to=sid, namespace=namespace)
-
-    async def disconnect(sid: str, namespace: str) -> None:
-        await sio.disconnect(sid, namespace=namespace)
-
     records = Records(engine)
     app[RECORDS] = records
     evidence = RecordingStore(records, settings.recordings_root)
     app[EVIDENCE] = evidence
     desk = RecordingDesk(evidence, settings.recording_workers) if settings.records_calls else None
-    switchboard = Switchboard(settings, identities, records, emit, disconnect, clock or SystemClock(), desk)
+    router = make_router(settings, CaseFiles(engine), identities, sio, clock or SystemClock(), desk)
     if desk is not None:
-        desk.on_interrupted = switchboard.recording_interrupted
-    app[SWITCHBOARD] = switchboard
-    sio.register_namespace(KioskNamespace(switchboard, identities))
+        async def interrupted(call_id: str, participant: str) -> None:
+            await router.submit(RecorderLost(call_id, participant))  # type: ignore[arg-type]
+
+        desk.on_interrupted = interrupted
+    app[ROUTER] = router
+    if desk is not None:
+        app[DESK] = desk
+
     async def session_user(cookie: str | None) -> Clerk | None:
         found = await auth.user_from_cookie(app, cookie)
         return found[0] if found else None
 
-    sio.register_namespace(ClerkNamespace(switchboard, identities, session_user))
+    sio.register_namespace(KioskNamespace(router, identities, desk))
+    sio.register_namespace(ClerkNamespace(router, identities, desk, session_user))
 
     app[i18n.LANGUAGES] = i18n.Languages.load(settings.languages)
     env = aiohttp_jinja2.setup(
@@ -79,6 +82,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         if desk is not None:
             await desk.recover()
             desk.warm()  # the workers start in the background, ready for the first recorded call
+        await router.start()
         purge: asyncio.Task[None] | None = None
         if settings.recording_retention_days > 0:  # recordings past retention go now and every interval
             purge = asyncio.create_task(purge_periodically(
@@ -89,7 +93,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-        await switchboard.close()
+        await router.close()
         if desk is not None:
             await desk.close()
         await engine.dispose()

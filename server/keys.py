@@ -6,7 +6,8 @@ import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.live.switchboard import Switchboard
+from server.live.recording_desk import RecordingDesk
+from server.live.router import Router
 from server.records.chain import Records
 from server.records.evidence import RecordingStore
 from server.records.identities import IdentityStore
@@ -16,6 +17,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)
 IDENTITIES = web.AppKey("identities", IdentityStore)
 RECORDS = web.AppKey("records", Records)
-SWITCHBOARD = web.AppKey("switchboard", Switchboard)
+ROUTER = web.AppKey("router", Router)
+DESK = web.AppKey("desk", RecordingDesk)  # absent when no field of this server records its calls
 SIO = web.AppKey("sio", socketio.AsyncServer)
 EVIDENCE = web.AppKey("evidence", RecordingStore)

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signaling.catalog import Catalog, MatterType, RecordingPolicy, ServiceField
+from signaling.policy import CallPolicy, parse_hours
 from signaling.regions import RegionTree
 from signaling.routing import Stage, validate_stages
 from signaling.workdays import CalendarError, WorkCalendar
@@ -68,20 +69,18 @@ class Settings:
 
     def open_hours(self) -> tuple[dt.time, dt.time] | None:
         """Service hours as (start, end) local times, or None when always open."""
-        if not self.service_hours:
-            return None
-        start, _, end = self.service_hours.partition("-")
-        return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
+        return parse_hours(self.service_hours)
 
-    def is_open(self, when: dt.datetime) -> bool:
-        """Whether ``when`` (aware) falls in service hours on a working day."""
-        hours = self.open_hours()
-        if hours is None:
-            return True
-        local = when.astimezone(self.tz)
-        if self.calendar.covers(local.year) and not self.calendar.is_workday(local.date()):
-            return False
-        return hours[0] <= local.time() < hours[1]
+    def policy(self) -> CallPolicy:
+        """The rules the core runs calls by."""
+        return CallPolicy(
+            regions=self.regions, stages=self.stages, catalog=self.catalog, languages=tuple(self.languages),
+            calendar=self.calendar, timezone=self.timezone, service_hours=self.service_hours,
+            ring_timeout_s=self.ring_timeout_s, default_handle_s=self.default_handle_s,
+            wrapup_timeout_s=self.wrapup_timeout_s, reconnect_grace_s=self.reconnect_grace_s,
+            queue_update_interval_s=self.queue_update_interval_s,
+            recording_retention_days=self.recording_retention_days, ice_servers=tuple(self.ice_servers),
+            turn_secret=self.turn_secret, turn_ttl_s=self.turn_ttl_s)
 
     @property
     def db_url(self) -> str:

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 
+PRIORITY_NORMAL = 0
+PRIORITY_RETURNED = 1  # the clerk dropped out of the conversation: the visitor goes back ahead of the queue
+PRIORITY_TRANSFERRED = 2  # handed on to another field within the same case: ahead of everyone there
+
+
 class CallState(enum.StrEnum):
     QUEUED = "queued"  # waiting for a clerk
     RINGING = "ringing"  # offered to one clerk
@@ -23,6 +28,9 @@ class CallState(enum.StrEnum):
     HELD = "held"  # the kiosk lost its connection while waiting; its place is kept for a grace period
     ENDED = "ended"
 
+
+ANSWERED = (CallState.CONNECTING, CallState.ACTIVE)  # a conversation: accepted, media being set up or flowing
+WAITING = (CallState.QUEUED, CallState.RINGING)  # waiting for a clerk, with the kiosk connected
 
 TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.QUEUED: frozenset({CallState.RINGING, CallState.HELD, CallState.ENDED}),

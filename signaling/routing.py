@@ -18,7 +18,6 @@ ordered by priority then arrival.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections import Counter
 from collections.abc import Hashable
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from sortedcontainers import SortedList
 
 from signaling import errors
-from signaling.calls import Call, CallState
+from signaling.calls import PRIORITY_RETURNED, Call, CallState
 from signaling.decisions import (
     CallEnded,
     ClerkStatus,
@@ -49,6 +48,7 @@ from signaling.stages import ClerkProfile, Stage, eligible, validate_stages
 __all__ = ["ANY_LANGUAGE", "ClerkProfile", "ClerkState", "RoutingEngine", "Stage", "eligible", "validate_stages"]
 
 ANY_LANGUAGE = "*"
+_ANSWERED = frozenset({CallState.CONNECTING, CallState.ACTIVE})  # calls that widen no further
 HANDLE_TIME_WEIGHT = 0.2  # weight of the newest call in the moving average
 
 
@@ -78,7 +78,7 @@ class RoutingEngine:
 
     def __post_init__(self) -> None:
         self.stages = validate_stages(self.stages)
-        self._seq = itertools.count()
+        self._seq = 0  # a plain counter, so that the engine's state pickles and copies
         self._idle = BucketIndex()
         self._waiting = BucketIndex()
         self._queues: dict[tuple[str, str], SortedList] = {}
@@ -101,7 +101,7 @@ class RoutingEngine:
             raise errors.SignalingError(errors.WRONG_STATE, f"clerk {profile.id} is already online")
         for r in profile.regions:
             self.regions.get(r)
-        clerk = ClerkState(profile=profile, status=ClerkStatus.AWAY, seq=next(self._seq))
+        clerk = ClerkState(profile=profile, status=ClerkStatus.AWAY, seq=self._next_seq())
         self.clerks[profile.id] = clerk
         self._count_online(profile, +1)
         out: list[Decision] = []
@@ -121,9 +121,10 @@ class RoutingEngine:
             if call.state is CallState.RINGING:
                 out.append(RingEnded(call.id, clerk_id, RingEndReason.CLERK_DISCONNECTED))
                 self._requeue(call, now, out, reason="")
-            else:  # connecting or active: the visitor goes back with priority
-                call.priority = max(call.priority, 1)
+            else:  # connecting or active: the visitor goes back with priority, at the stage its wait has reached
+                call.priority = max(call.priority, PRIORITY_RETURNED)
                 call.accepted_at = None
+                self._restage(call, now, out)
                 self._requeue(call, now, out, reason=EndReason.CLERK_DISCONNECTED)
         return out
 
@@ -178,7 +179,7 @@ class RoutingEngine:
         self.regions.get(region)
         call = Call(
             id=call_id, field=field, language=language, region=region,
-            requested_at=now, seq=next(self._seq), priority=priority,
+            requested_at=now, seq=self._next_seq(), priority=priority,
         )
         self.calls[call_id] = call
         for k, st in enumerate(self.stages[1:], start=1):
@@ -384,6 +385,27 @@ class RoutingEngine:
             if self._online[key] <= 0:
                 del self._online[key]
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _restage(self, call: Call, now: float, out: list[Decision]) -> None:
+        """A call back from a conversation: the stage its whole wait has reached, and deadlines for the later ones.
+
+        An answered call gets no widening (its deadlines are dropped when they come due); if the clerk drops
+        and the call is queued again, it continues at the stage it would have reached by waiting all along.
+        """
+        waited = now - call.requested_at
+        reached = call.stage
+        for k, st in enumerate(self.stages):
+            if k > call.stage and st.after_s <= waited:
+                reached = k
+        if reached != call.stage:
+            call.stage = reached
+            out.append(StageWidened(call.id, reached, self.stages[reached].name))
+        for k, st in enumerate(self.stages[reached + 1:], start=reached + 1):
+            heapq.heappush(self._widen, (call.requested_at + st.after_s, call.id, k))
+
     def _set_status(self, clerk: ClerkState, status: ClerkStatus, out: list[Decision], reason: str) -> None:
         if clerk.status is not status:
             clerk.status = status
@@ -571,7 +593,7 @@ class RoutingEngine:
         while widen:
             _, call_id, stage = widen[0]
             call = self.calls.get(call_id)
-            if call is not None and call.stage < stage:
+            if call is not None and call.stage < stage and call.state not in _ANSWERED:
                 break
             heapq.heappop(widen)
         holds = self._holds

@@ -322,7 +322,7 @@ def configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
-        logging.getLogger("server.live.switchboard").setLevel(logging.WARNING)
+        logging.getLogger("server.live.writer").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)
         logging.getLogger("aioice").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -343,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["port"] = args.port
     try:
         settings = load_settings(args.config, None, **overrides)
-    except SettingsError as exc:
+        db.async_url(settings.db_url)  # a bad URL or a missing driver is said now, not at the first query
+    except (SettingsError, db.DatabaseURLError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     commands = {"kiosk": cmd_kiosk, "clerk": cmd_clerk, "user": cmd_user, "records": cmd_records,

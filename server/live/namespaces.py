@@ -1,31 +1,62 @@
 """Socket.IO namespaces for kiosks and clerks: thin.
 
-Each event is looked up in a table of (schema, handler). The payload is
-validated against the schema, the handler (a switchboard method) is called and
-its result acknowledged as ``{ok: true, ...}``; any error becomes
-``{ok: false, error: {code, message}}``. Nothing a client sends can crash the
-namespace or leave an event unanswered.
+A socket authenticates with its token (or a clerk's login cookie) when it
+connects; once connected, it becomes a command for the core. Each event is
+validated against its schema (:data:`signaling.messages.KIOSK_IN`,
+:data:`~signaling.messages.CLERK_IN`), becomes one command for the router, and
+its answer is acknowledged as ``{ok: true, ...}`` or ``{ok: false, error:
+{code, message}}``. Nothing a client sends can crash a namespace or go
+unanswered.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Generic, TypeVar
+from typing import Any, Protocol
 
 import socketio
 
-from server.live.switchboard import CLERK_NS, KIOSK_NS, Switchboard
-from server.records.identities import Clerk, IdentityStore, Kiosk
+from server.live.presence import CLERK_NS, KIOSK_NS
+from server.live.recording_desk import RecorderUnavailableError
+from server.live.writer import Answer
+from server.records.identities import Clerk, IdentityStore
 from server.web.auth import SESSION_COOKIE
 from signaling import errors, messages
+from signaling.commands import (
+    CLERK,
+    KIOSK,
+    ClerkCard,
+    ClerkConnected,
+    Command,
+    Disconnected,
+    KioskCard,
+    KioskConnected,
+    Party,
+    Received,
+    RecorderAnswered,
+)
 from signaling.errors import SignalingError
 
 logger = logging.getLogger(__name__)
 
-P = TypeVar("P", Kiosk, Clerk)
-Handler = Callable[[Any, Any], Awaitable[dict[str, Any]]]
+FRESH_ID_EVENTS = frozenset({"request_call", "transfer", "request_callback"})  # events that open a call or case
+CLOSED = frozenset({"client disconnect", "server disconnect"})  # said goodbye, or cut off by the server (revoked)
+
+
+class Router(Protocol):
+    def attach(self, party: Party, sid: str, card: KioskCard | ClerkCard) -> str:
+        """This node's socket ``sid`` is now ``party``'s; the connection's id for the core."""
+
+    def detach(self, party: Party, sid: str) -> None: ...
+
+    async def submit(self, cmd: Command) -> Answer: ...
+
+
+class Recorder(Protocol):
+    async def answer(self, call_id: str, participant: str, offer_sdp: str) -> str: ...
 
 
 def error_ack(code: str, message: str) -> dict[str, Any]:
@@ -45,78 +76,106 @@ def _refuse(what: str) -> socketio.exceptions.ConnectionRefusedError:
     return socketio.exceptions.ConnectionRefusedError(message, {"code": errors.UNAUTHORIZED, "message": message})
 
 
-class _Namespace(socketio.AsyncNamespace, Generic[P]):  # type: ignore[misc]
-    def __init__(self, namespace: str, switchboard: Switchboard, identities: IdentityStore) -> None:
+class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, namespace: str, router: Router, identities: IdentityStore,
+                 recorder: Recorder | None, schemas: dict[str, tuple[type[Any], type[Any]]]) -> None:
         super().__init__(namespace)
-        self.switchboard = switchboard
+        self.router = router
         self.identities = identities
-        self.peers: dict[str, P] = {}
-        self.events: dict[str, tuple[type[Any], Handler]] = {}
+        self.recorder = recorder
+        self.schemas = schemas
+        self.peers: dict[str, tuple[Party, KioskCard | ClerkCard]] = {}
+        self.conns: dict[str, str] = {}  # sid -> the connection's id for the core
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        # the server refuses client events named like these (server.live.transport), so these are real
         if event == "connect":
-            return await self.handle_connect(args[0], args[2] if len(args) > 2 else None, args[1])
+            return await self.authenticate(args[0], args[2] if len(args) > 2 else None, args[1])
         if event == "disconnect":
-            peer = self.peers.pop(args[0], None)
-            if peer is not None:
-                await self.handle_disconnect(args[0])
+            await self.gone(args[0], str(args[1]) if len(args) > 1 else "")
             return None
-        sid, payload = args[0], args[1:]
-        return await self.dispatch(sid, event, payload)
+        return await self.dispatch(args[0], event, args[1:])
+
+    async def connected(self, sid: str) -> None:
+        """The socket is connected (the client has its CONNECT packet): now the core hears of it."""
+        entry = self.peers.get(sid)
+        if entry is None:
+            return
+        party, card = entry
+        conn = self.conns[sid] = self.router.attach(party, sid, card)
+        cmd = KioskConnected(conn, card) if isinstance(card, KioskCard) else ClerkConnected(conn, card)
+        answer = await self.router.submit(cmd)
+        if answer.error is not None:
+            logger.warning("%s refused after connecting: %s", party, answer.error.message)
+            self.peers.pop(sid, None)
+            self.conns.pop(sid, None)
+            self.router.detach(party, sid)
+            await self.emit("refused", answer.error.as_dict(), to=sid)
+            await self.disconnect(sid)
+
+    async def gone(self, sid: str, reason: str) -> None:
+        entry = self.peers.pop(sid, None)
+        if entry is None:
+            return
+        party = entry[0]
+        conn = self.conns.pop(sid, sid)
+        self.router.detach(party, sid)
+        logger.info("%s disconnected: %s", party, reason)
+        await self.router.submit(Disconnected(party, conn, lost=reason not in CLOSED))
 
     async def dispatch(self, sid: str, event: str, payload: tuple[Any, ...]) -> dict[str, Any]:
-        peer = self.peers.get(sid)
-        if peer is None:
-            return error_ack(errors.UNAUTHORIZED, "not connected")
-        entry = self.events.get(event)
+        entry = self.peers.get(sid)
         if entry is None:
-            return error_ack(errors.UNKNOWN_EVENT, f"unknown event {event!r}; known: {', '.join(sorted(self.events))}")
-        schema, handler = entry
+            return error_ack(errors.UNAUTHORIZED, "not connected")
+        schema = self.schemas.get(event)
+        if schema is None:
+            return error_ack(errors.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}; "
+                             f"known: {', '.join(sorted(self.schemas))}")
+        party = entry[0]
         try:
             if len(payload) > 1:
                 raise SignalingError(errors.INVALID_PAYLOAD, f"send one payload object, got {len(payload)} arguments")
-            msg = messages.parse(schema, payload[0] if payload else None)
-            result = await handler(peer, msg)
+            msg = messages.parse(schema[0], payload[0] if payload else None)
+            fresh = secrets.token_urlsafe(16) if event in FRESH_ID_EVENTS else ""
+            answer = await self.router.submit(Received(party, self.conns.get(sid, sid), event, msg, fresh))
+            if answer.error is None and event == "recorder_offer":
+                return await self._recorder_offer(party, msg)
         except SignalingError as exc:
-            logger.info("%s %s from %s refused: %s %s", self.namespace, event, sid, exc.code, exc.message)
-            return {"ok": False, "error": exc.as_dict()}
+            answer = Answer(None, exc)
         except Exception:
             logger.exception("%s %s from %s failed", self.namespace, event, sid)
             return error_ack(errors.INTERNAL, "the server failed to handle this event; it had no effect")
-        return {"ok": True, **result}
+        if answer.error is not None:
+            logger.info("%s %s from %s refused: %s %s", self.namespace, event, party, answer.error.code,
+                        answer.error.message)
+        return answer.ack()
 
-    async def handle_connect(self, sid: str, auth: Any, environ: Any = None) -> None:
+    async def _recorder_offer(self, party: Party, msg: messages.RecorderOffer) -> dict[str, Any]:
+        """The core allowed it: the recorder answers (outside the one writer: it takes a while), then the core hears."""
+        who = "visitor" if party.role == KIOSK else "clerk"
+        try:
+            if self.recorder is None:
+                raise RecorderUnavailableError("this server has no recorder")
+            sdp = await self.recorder.answer(msg.call_id, who, msg.sdp)
+        except RecorderUnavailableError as exc:
+            await self.router.submit(RecorderAnswered(msg.call_id, who, str(exc)))  # type: ignore[arg-type]
+            return error_ack(errors.RECORDER_UNAVAILABLE, str(exc))
+        await self.router.submit(RecorderAnswered(msg.call_id, who))  # type: ignore[arg-type]
+        return {"ok": True, "sdp": sdp}
+
+    async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:
         raise NotImplementedError
 
-    async def handle_disconnect(self, sid: str) -> None:
-        raise NotImplementedError
 
+class KioskNamespace(_Namespace):
+    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None) -> None:
+        super().__init__(KIOSK_NS, router, identities, recorder, messages.KIOSK_IN)
 
-class KioskNamespace(_Namespace[Kiosk]):
-    def __init__(self, switchboard: Switchboard, identities: IdentityStore) -> None:
-        super().__init__(KIOSK_NS, switchboard, identities)
-        sb = switchboard
-        self.events = {
-            "request_call": (messages.RequestCall, sb.request_call),
-            "cancel_call": (messages.CallRef, sb.cancel_call),
-            "hangup": (messages.CallRef, sb.kiosk_hangup),
-            "signal": (messages.Signal, sb.kiosk_signal),
-            "media_connected": (messages.CallRef, sb.kiosk_media_connected),
-            "recorder_offer": (messages.RecorderOffer, sb.kiosk_recorder_offer),
-            "media_failed": (messages.CallRef, sb.kiosk_media_failed),
-            "rate": (messages.Rate, sb.rate),
-            "request_callback": (messages.CallbackRequest, sb.request_callback),
-        }
-
-    async def handle_connect(self, sid: str, auth: Any, environ: Any = None) -> None:
+    async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:
         kiosk = await self.identities.kiosk_by_token(_token(auth))
         if kiosk is None:
             raise _refuse("kiosk")
-        self.peers[sid] = kiosk
-        await self.switchboard.kiosk_connected(sid, kiosk)
-
-    async def handle_disconnect(self, sid: str) -> None:
-        await self.switchboard.kiosk_disconnected(sid)
+        self.peers[sid] = (Party(KIOSK, kiosk.id), kiosk.card())
 
 
 SessionLookup = Callable[[str | None], Awaitable[Clerk | None]]
@@ -133,27 +192,15 @@ def _cookie(environ: Any, name: str) -> str | None:
     return morsel.value if morsel else None
 
 
-class ClerkNamespace(_Namespace[Clerk]):
+class ClerkNamespace(_Namespace):
     """Clerks connect with their token (bots, provisioned consoles) or their login session cookie."""
 
-    def __init__(self, switchboard: Switchboard, identities: IdentityStore, session_user: SessionLookup) -> None:
-        super().__init__(CLERK_NS, switchboard, identities)
+    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None,
+                 session_user: SessionLookup) -> None:
+        super().__init__(CLERK_NS, router, identities, recorder, messages.CLERK_IN)
         self.session_user = session_user
-        sb = switchboard
-        self.events = {
-            "set_status": (messages.SetStatus, sb.set_status),
-            "accept": (messages.CallRef, sb.accept),
-            "decline": (messages.CallRef, sb.decline),
-            "hangup": (messages.CallRef, sb.clerk_hangup),
-            "signal": (messages.Signal, sb.clerk_signal),
-            "media_connected": (messages.CallRef, sb.clerk_media_connected),
-            "recorder_offer": (messages.RecorderOffer, sb.clerk_recorder_offer),
-            "media_failed": (messages.CallRef, sb.clerk_media_failed),
-            "wrap_up": (messages.WrapUp, sb.wrap_up),
-            "transfer": (messages.Transfer, sb.transfer),
-        }
 
-    async def handle_connect(self, sid: str, auth: Any, environ: Any = None) -> None:
+    async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:
         if isinstance(auth, dict) and auth.get("token"):
             clerk = await self.identities.clerk_by_token(_token(auth))
         else:
@@ -164,8 +211,4 @@ class ClerkNamespace(_Namespace[Clerk]):
                 raise _refuse("clerk")
         if clerk is None:
             raise _refuse("clerk")
-        self.peers[sid] = clerk
-        await self.switchboard.clerk_connected(sid, clerk)
-
-    async def handle_disconnect(self, sid: str) -> None:
-        await self.switchboard.clerk_disconnected(sid)
+        self.peers[sid] = (Party(CLERK, clerk.id), clerk.card())

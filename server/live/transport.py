@@ -35,12 +35,15 @@ from engineio import json as engineio_json
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
+from server.live.presence import CLERK_NS, KIOSK_NS
 from server.settings import Settings
+from signaling import errors
+from signaling.messages import RESERVED_EVENTS
 
 logger = logging.getLogger(__name__)
 
 SOCKETIO_PATH = "/socket.io/"
-MAX_PACKET_BYTES = 256 * 1024
+MAX_MESSAGE_BYTES = 1024 * 1024 + 4096  # a message up to 1 MiB (and its framing); a larger one closes the socket
 
 
 # ---------------------------------------------------------------- JSON
@@ -323,8 +326,43 @@ class JsonPacket(socketio.packet.Packet):  # type: ignore[misc]
 
 
 class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio with the levers above, and what the protocol needs on top of it.
+
+    - A client event named like one of Socket.IO's own (``connect``, ``disconnect``, ...) is answered
+      ``unknown_event`` and changes nothing: python-socketio would otherwise hand it to the namespace as if the
+      socket had connected or disconnected.
+    - A client's packets are handled in order, inline: a ``disconnect`` it sends is told apart from a
+      connection that broke, and there is no task per packet.
+    - Once a namespace's CONNECT has been sent, the namespace's ``connected(sid)`` runs: only then may the
+      server send to the socket (its ``welcome``).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.eio.async_handlers = False
+
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return EngineIOServer
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        name = data[0] if isinstance(data, list) and data else None
+        if not isinstance(name, str) or name in RESERVED_EVENTS:
+            if id is not None:
+                shown = repr(name)[:64]
+                await self._send_packet(eio_sid, self.packet_class(
+                    sio_packet.ACK, namespace=namespace or "/", id=id,
+                    data=[{"ok": False, "error": {"code": errors.UNKNOWN_EVENT,
+                                                  "message": f"{shown} is not an event a client may send"}}]))
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        ns = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, ns)
+        handler = self.namespace_handlers.get(ns)
+        if sid is not None and self.manager.is_connected(sid, ns) and hasattr(handler, "connected"):
+            await handler.connected(sid)
 
 
 def make_socketio_server(settings: Settings) -> socketio.AsyncServer:
@@ -335,10 +373,11 @@ def make_socketio_server(settings: Settings) -> socketio.AsyncServer:
         serializer=JsonPacket,
         json=JsonCodec,
         cors_allowed_origins=[],  # same origin only
+        namespaces=[KIOSK_NS, CLERK_NS],  # the default namespace "/" takes no sockets
         ping_interval=settings.ping_interval_s,
         ping_timeout=settings.ping_timeout_s,
         async_handlers=False,  # one client's events are handled in order (offer before candidates)
-        max_http_buffer_size=MAX_PACKET_BYTES,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
     )
 
 

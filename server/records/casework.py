@@ -1,155 +1,164 @@
-"""What clerks and visitors file about a call: matters, follow-ups, ratings, callback requests.
+"""The records of calls: what the core decided, written to SQL, and what the core needs back at start.
 
-Each filing is one transaction: the rows and their events in the hash-chained
-log are committed together, before the sender is acknowledged.
+:meth:`CaseFiles.commit` writes every record effect of one command (a call
+opened, its events, a wrap-up with matters and follow-ups, a rating, a
+callback request) in **one** transaction, with the chain head locked once; it
+returns what the records give the sender's acknowledgement (matter and
+follow-up ids). :meth:`CaseFiles.recover` closes the calls a killed server left
+open and tells the core which wrap-ups are still owed and which calls ended of
+late.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
+import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.records.chain import Records
-from server.records.db import calls, followups, matters, ratings
-from server.records.identities import Clerk, Kiosk
-from server.settings import Settings
-from signaling import errors
-from signaling.creditcode import CreditCodeError, validate_credit_code
-from signaling.errors import SignalingError
-from signaling.messages import CallbackRequest, MatterIn, Rate, WrapUp
-from signaling.workdays import YearNotCoveredError
+from server.records.chain import ChainHead
+from server.records.db import calls, events, followups, matters, ratings
+from server.records.fence import Fence, check
+from signaling.casefile import EndedCall, PendingWrapUp
+from signaling.effects import CallEvent, CaseRef, FileCallback, FileRating, FileWrapUp, OpenCall, Record
+
+logger = logging.getLogger(__name__)
+
+RECENT_S = 86_400.0  # calls ended this recently can still be rated (and answer "already done")
+SERVER_RESTARTED = "server_restarted"
 
 
-class CaseWork:
-    def __init__(self, settings: Settings, engine: AsyncEngine, records: Records) -> None:
-        self.settings = settings
+class CaseFiles:
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.records = records
 
-    def due_date(self, kind: str, opened: dt.datetime) -> dt.date:
-        """The deadline in working days; a matter opened after closing time counts from the next working day."""
-        local = opened.astimezone(self.settings.tz)
-        hours = self.settings.open_hours()
-        try:
-            if hours is not None and local.time() >= hours[1]:
-                start = self.settings.calendar.add_workdays(local.date(), 1)
-                return self.settings.calendar.deadline_for(kind, start)
-            return self.settings.calendar.deadline_for(kind, local)
-        except YearNotCoveredError as exc:
-            raise SignalingError(errors.INTERNAL, f"{exc}; an administrator must update config/calendar.toml") from None
+    async def commit(self, records: Sequence[Record], fence: Fence | None = None) -> dict[str, Any]:
+        """Write ``records`` in one transaction; return the fields they add to the acknowledgement.
 
-    async def _call_row(self, conn: AsyncConnection, call_id: str) -> sa.RowMapping:
-        row = (await conn.execute(calls.select().where(calls.c.id == call_id))).first()
-        if row is None:
-            raise SignalingError(errors.NO_SUCH_CALL, f"no call {call_id} on record")
-        return row._mapping
-
-    def _check_matters(self, field_id: str, items: list[MatterIn]) -> list[str | None]:
-        """Validate every matter before anything is written; return the normalized credit codes."""
-        field = self.settings.catalog.get(field_id)
-        known = {m.id for m in field.matters}
-        codes: list[str | None] = []
-        for i, m in enumerate(items):
-            if m.matter_type not in known:
-                raise SignalingError(errors.UNKNOWN_MATTER_TYPE, f"matters[{i}].matter_type: {m.matter_type!r} is "
-                                     f"not a matter of {field_id!r}; known: {', '.join(sorted(known))}")
-            code = None
-            if m.credit_code:
-                try:
-                    code = validate_credit_code(m.credit_code)
-                except CreditCodeError as exc:
-                    raise SignalingError(errors.INVALID_CREDIT_CODE, f"matters[{i}].credit_code: {exc}") from None
-            codes.append(code)
-        return codes
-
-    async def pending_wrapups(self, clerk_id: str, within_s: float = 86_400) -> list[dict[str, Any]]:
-        """The clerk's answered, ended calls of the last day that still wait for their wrap-up."""
-        q = (sa.select(calls.c.id, calls.c.field, calls.c.ended_at)
-             .where(calls.c.clerk_id == clerk_id, calls.c.answered_at.is_not(None), calls.c.ended_at.is_not(None),
-                    calls.c.wrapped_up_at.is_(None), calls.c.ended_at > time.time() - within_s)
-             .order_by(calls.c.ended_at))
-        async with self.engine.connect() as conn:
-            return [{"call_id": r.id, "field": r.field, "ended_at": r.ended_at} for r in await conn.execute(q)]
-
-    async def wrap_up(self, clerk: Clerk, msg: WrapUp) -> dict[str, Any]:
-        now = time.time()
-        opened = dt.datetime.now(dt.UTC)
-        out_matters: list[int] = []
-        out_followups: list[dict[str, Any]] = []
+        With a ``fence`` (several nodes), the transaction first checks that its leader still leads.
+        """
+        reply: dict[str, Any] = {}
         async with self.engine.begin() as conn:
-            call = await self._call_row(conn, msg.call_id)
-            if call["clerk_id"] != clerk.id:
-                raise SignalingError(errors.NOT_PARTICIPANT, "this call was not yours")
-            if call["ended_at"] is None:
-                raise SignalingError(errors.WRONG_STATE, "the call is still in progress; hang up first")
-            if call["wrapped_up_at"] is not None:
-                raise SignalingError(errors.ALREADY_DONE, "this call has been wrapped up already")
-            codes = self._check_matters(call["field"], msg.matters)
-            ctx = {"call_id": call["id"], "case_id": call["case_id"], "field": call["field"],
-                   "region": call["region"]}
-            actor = f"clerk:{clerk.id}"
-            for m, code in zip(msg.matters, codes, strict=True):
-                res = await conn.execute(matters.insert().values(
-                    call_id=call["id"], case_id=call["case_id"], clerk_id=clerk.id, field=call["field"],
-                    matter_type=m.matter_type, credit_code=code, entity_name=m.entity_name, outcome=m.outcome,
-                    notes=m.notes, created_at=now))
-                matter_id = int(res.inserted_primary_key[0])  # type: ignore[index]
-                out_matters.append(matter_id)
-                await self.records.append(conn, "matter_logged", actor=actor, **ctx, data={
-                    "matter_id": matter_id, "matter_type": m.matter_type, "credit_code": code,
-                    "entity_name": m.entity_name, "outcome": m.outcome})
-                if m.followup is not None:
-                    due = self.due_date(m.followup, opened)
-                    res = await conn.execute(followups.insert().values(
-                        source="matter", call_id=call["id"], case_id=call["case_id"], matter_id=matter_id,
-                        field=call["field"], region=call["region"], district=call["district"], kind=m.followup,
-                        opened_at=now, due_date=due.isoformat(), assignee=clerk.id, status="open",
-                        description=m.notes))
-                    fid = int(res.inserted_primary_key[0])  # type: ignore[index]
-                    out_followups.append({"id": fid, "kind": m.followup, "due_date": due.isoformat()})
-                    await self.records.append(conn, "followup_opened", actor=actor, **ctx, data={
-                        "followup_id": fid, "matter_id": matter_id, "kind": m.followup, "due_date": due.isoformat()})
-            await conn.execute(calls.update().where(calls.c.id == call["id"]).values(wrapped_up_at=now))
-            await self.records.append(conn, "wrapped_up", actor=actor, **ctx, data={"matters": len(out_matters)})
-        return {"matters": out_matters, "followups": out_followups}
+            if fence is not None:
+                await check(conn, fence)
+            head = await ChainHead.lock(conn)
+            rows: list[dict[str, Any]] = []
+            for r in records:
+                match r:
+                    case OpenCall():
+                        await self._open_call(conn, head, rows, r)
+                    case CallEvent():
+                        if r.update:
+                            await conn.execute(calls.update().where(calls.c.id == r.case.call_id).values(**r.update))
+                        rows.append(_event(head, r.case, r.kind, r.actor, r.at, r.data))
+                    case FileWrapUp():
+                        reply.update(await self._wrap_up(conn, head, rows, r))
+                    case FileRating():
+                        await conn.execute(ratings.insert().values(call_id=r.case.call_id, score=r.score,
+                                                                   reason=r.reason, at=r.at))
+                        rows.append(_event(head, r.case, "rated", f"kiosk:{r.kiosk_id}", r.at,
+                                           {"score": r.score, "reason": r.reason}))
+                    case FileCallback():
+                        reply.update(await self._callback(conn, head, rows, r))
+            if rows:
+                await conn.execute(events.insert(), rows)
+                await head.store(conn)
+        return reply
 
-    async def rate(self, kiosk: Kiosk, msg: Rate) -> dict[str, Any]:
-        async with self.engine.begin() as conn:
-            call = await self._call_row(conn, msg.call_id)
-            if call["kiosk_id"] != kiosk.id:
-                raise SignalingError(errors.NOT_PARTICIPANT, "this call belongs to another kiosk")
-            if call["ended_at"] is None or call["answered_at"] is None:
-                raise SignalingError(errors.WRONG_STATE, "only a call that was answered and has ended can be rated")
-            exists = (await conn.execute(sa.select(ratings.c.call_id).where(ratings.c.call_id == msg.call_id))).first()
-            if exists is not None:
-                raise SignalingError(errors.ALREADY_DONE, "this call has been rated already")
-            await conn.execute(ratings.insert().values(call_id=msg.call_id, score=msg.score, reason=msg.reason,
-                                                       at=time.time()))
-            await self.records.append(conn, "rated", actor=f"kiosk:{kiosk.id}", call_id=call["id"],
-                                      case_id=call["case_id"], field=call["field"], region=call["region"],
-                                      data={"score": msg.score, "reason": msg.reason})
-        return {}
+    @staticmethod
+    async def _open_call(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]], r: OpenCall) -> None:
+        c = r.case
+        await conn.execute(calls.insert().values(
+            id=c.call_id, case_id=c.case_id, kiosk_id=r.kiosk_id, field=c.field, language=r.language, region=c.region,
+            district=c.district, requested_at=r.at, transferred_from=r.transferred_from))
+        rows.append(_event(head, c, "requested", r.actor, r.at, r.data))
 
-    async def request_callback(self, kiosk: Kiosk, msg: CallbackRequest, district: str) -> dict[str, Any]:
-        if msg.field not in self.settings.catalog:
-            raise SignalingError(errors.UNKNOWN_FIELD, f"unknown service field {msg.field!r}")
-        if msg.language not in self.settings.languages:
-            raise SignalingError(errors.UNSUPPORTED_LANGUAGE, f"language {msg.language!r} is not offered")
-        case_id = secrets.token_urlsafe(16)
-        due = self.due_date("general", dt.datetime.now(dt.UTC))
+    @staticmethod
+    async def _wrap_up(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]],
+                       r: FileWrapUp) -> dict[str, Any]:
+        c = r.case
+        actor = f"clerk:{r.clerk_id}"
+        matter_ids: list[int] = []
+        opened: list[dict[str, Any]] = []
+        for m in r.matters:
+            res = await conn.execute(matters.insert().values(
+                call_id=c.call_id, case_id=c.case_id, clerk_id=r.clerk_id, field=c.field, matter_type=m.matter_type,
+                credit_code=m.credit_code, entity_name=m.entity_name, outcome=m.outcome, notes=m.notes,
+                created_at=r.at))
+            matter_id = _pk(res)
+            matter_ids.append(matter_id)
+            rows.append(_event(head, c, "matter_logged", actor, r.at, {
+                "matter_id": matter_id, "matter_type": m.matter_type, "credit_code": m.credit_code,
+                "entity_name": m.entity_name, "outcome": m.outcome}))
+            if m.followup is not None and m.due_date is not None:
+                res = await conn.execute(followups.insert().values(
+                    source="matter", call_id=c.call_id, case_id=c.case_id, matter_id=matter_id, field=c.field,
+                    region=c.region, district=c.district, kind=m.followup, opened_at=r.at, due_date=m.due_date,
+                    assignee=r.clerk_id, status="open", description=m.notes))
+                fid = _pk(res)
+                opened.append({"id": fid, "kind": m.followup, "due_date": m.due_date})
+                rows.append(_event(head, c, "followup_opened", actor, r.at, {
+                    "followup_id": fid, "matter_id": matter_id, "kind": m.followup, "due_date": m.due_date}))
+        await conn.execute(calls.update().where(calls.c.id == c.call_id).values(wrapped_up_at=r.at))
+        rows.append(_event(head, c, "wrapped_up", actor, r.at, {"matters": len(matter_ids)}))
+        return {"matters": matter_ids, "followups": opened}
+
+    @staticmethod
+    async def _callback(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]],
+                        r: FileCallback) -> dict[str, Any]:
+        res = await conn.execute(followups.insert().values(
+            source="callback", case_id=r.case_id, field=r.field, region=r.region, district=r.district,
+            kind="general", opened_at=r.at, due_date=r.due_date, status="open", phone=r.phone,
+            description=r.description))
+        fid = _pk(res)
+        # the phone number stays in the follow-up row only, not in the permanent log
+        rows.append(head.event("callback_requested", actor=f"kiosk:{r.kiosk_id}", case_id=r.case_id, field=r.field,
+                               region=r.region, at=r.at,
+                               data={"followup_id": fid, "language": r.language, "due_date": r.due_date}))
+        return {"followup_id": fid, "due_date": r.due_date}
+
+    async def recover(self, now: float | None = None) -> tuple[list[PendingWrapUp], list[EndedCall]]:
+        """Close calls a killed server left open; return the wrap-ups owed and the calls ended of late."""
+        now = time.time() if now is None else now
         async with self.engine.begin() as conn:
-            res = await conn.execute(followups.insert().values(
-                source="callback", case_id=case_id, field=msg.field, region=kiosk.region, district=district,
-                kind="general", opened_at=time.time(), due_date=due.isoformat(), status="open", phone=msg.phone,
-                description=msg.description))
-            fid = int(res.inserted_primary_key[0])  # type: ignore[index]
-            # the phone number stays in the follow-up row only, not in the permanent log
-            await self.records.append(conn, "callback_requested", actor=f"kiosk:{kiosk.id}", case_id=case_id,
-                                      field=msg.field, region=kiosk.region,
-                                      data={"followup_id": fid, "language": msg.language, "due_date": due.isoformat()})
-        return {"followup_id": fid, "due_date": due.isoformat()}
+            open_calls = (await conn.execute(calls.select().where(calls.c.ended_at.is_(None)))).all()
+            if open_calls:
+                head = await ChainHead.lock(conn)
+                rows = []
+                for c in open_calls:
+                    case = _case(c._mapping)
+                    await conn.execute(calls.update().where(calls.c.id == c.id).values(
+                        ended_at=now, end_reason=SERVER_RESTARTED, ended_by="system"))
+                    rows.append(_event(head, case, "ended", "system", now,
+                                       {"reason": SERVER_RESTARTED, "clerk_id": c.clerk_id if c.answered_at else None}))
+                await conn.execute(events.insert(), rows)
+                await head.store(conn)
+                logger.warning("closed %d call(s) left open by the previous run (reason %s)", len(open_calls),
+                               SERVER_RESTARTED)
+            owed = (await conn.execute(calls.select().where(
+                calls.c.answered_at.is_not(None), calls.c.ended_at.is_not(None), calls.c.wrapped_up_at.is_(None),
+                calls.c.clerk_id.is_not(None)))).all()
+            recent = (await conn.execute(
+                sa.select(calls, ratings.c.call_id.label("rated"))
+                .select_from(calls.outerjoin(ratings, ratings.c.call_id == calls.c.id))
+                .where(calls.c.ended_at > now - RECENT_S).order_by(calls.c.ended_at))).all()
+        pending = [PendingWrapUp(_case(r._mapping), r.clerk_id, r.ended_at) for r in owed]
+        ended = [EndedCall(_case(r._mapping), r.kiosk_id, r.clerk_id if r.answered_at else None, r.ended_at,
+                           rated=r.rated is not None, wrapped_up=r.wrapped_up_at is not None) for r in recent]
+        return pending, ended
+
+
+def _case(row: Any) -> CaseRef:
+    return CaseRef(row["id"], row["case_id"], row["field"], row["region"], row["district"])
+
+
+def _event(head: ChainHead, case: CaseRef, kind: str, actor: str, at: float, data: Any) -> dict[str, Any]:
+    return head.event(kind, actor=actor, call_id=case.call_id, case_id=case.case_id, field=case.field,
+                      region=case.region, data=data, at=at)
+
+
+def _pk(result: Any) -> int:
+    return int(result.inserted_primary_key[0])

@@ -52,6 +52,46 @@ class ChainStatus:
                 f"({self.checked} events before it are intact)")
 
 
+class ChainHead:
+    """The chain's head, locked for one transaction: events are chained onto it, then it is stored once.
+
+    Take the lock before reading the head: SQLite ignores FOR UPDATE, and its driver runs a SELECT before
+    the transaction's first write outside any transaction, so two writers could otherwise both read the
+    same head and fork the chain. (On PostgreSQL the update locks the row too.)
+    """
+
+    def __init__(self, last_hash: str, count: int) -> None:
+        self.last_hash = last_hash
+        self.count = count
+
+    @classmethod
+    async def lock(cls, conn: AsyncConnection) -> ChainHead:
+        await conn.execute(chain_head.update().where(chain_head.c.id == 1).values(count=chain_head.c.count))
+        last_hash, count = (await conn.execute(
+            sa.select(chain_head.c.last_hash, chain_head.c.count).where(chain_head.c.id == 1).with_for_update()
+        )).one()
+        return cls(last_hash, count)
+
+    def event(
+        self, kind: str, *, actor: str, call_id: str | None = None, case_id: str | None = None,
+        field: str | None = None, region: str | None = None, data: Mapping[str, Any] | None = None,
+        at: float | None = None,
+    ) -> dict[str, Any]:
+        """The next event's row, chained onto the head (insert it in the same transaction)."""
+        row = {"call_id": call_id, "case_id": case_id, "at": time.time() if at is None else at, "kind": kind,
+               "actor": actor, "field": field, "region": region, "data": dict(data or {})}
+        digest = event_hash(self.last_hash, _content(row))
+        row["prev_hash"] = self.last_hash
+        row["hash"] = digest
+        self.last_hash = digest
+        self.count += 1
+        return row
+
+    async def store(self, conn: AsyncConnection) -> None:
+        await conn.execute(chain_head.update().where(chain_head.c.id == 1)
+                           .values(last_hash=self.last_hash, count=self.count))
+
+
 class Records:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -62,19 +102,11 @@ class Records:
         data: Mapping[str, Any] | None = None, at: float | None = None,
     ) -> int:
         """Append one event inside the caller's transaction ``conn``; return its id."""
-        # Take the write lock before reading the head: SQLite ignores FOR UPDATE, and its driver runs a
-        # SELECT before the transaction's first write outside any transaction, so two writers could
-        # otherwise both read the same head and fork the chain. (On PostgreSQL this locks the row too.)
-        await conn.execute(chain_head.update().where(chain_head.c.id == 1).values(count=chain_head.c.count))
-        head = (await conn.execute(
-            sa.select(chain_head.c.last_hash, chain_head.c.count).where(chain_head.c.id == 1).with_for_update()
-        )).one()._mapping
-        row = {"call_id": call_id, "case_id": case_id, "at": time.time() if at is None else at, "kind": kind,
-               "actor": actor, "field": field, "region": region, "data": dict(data or {})}
-        digest = event_hash(head["last_hash"], _content(row))
-        result = await conn.execute(events.insert().values(**row, prev_hash=head["last_hash"], hash=digest))
-        await conn.execute(chain_head.update().where(chain_head.c.id == 1)
-                           .values(last_hash=digest, count=head["count"] + 1))
+        head = await ChainHead.lock(conn)
+        row = head.event(kind, actor=actor, call_id=call_id, case_id=case_id, field=field, region=region, data=data,
+                         at=at)
+        result = await conn.execute(events.insert().values(**row))
+        await head.store(conn)
         pk = result.inserted_primary_key
         assert pk is not None
         return int(pk[0])
@@ -85,6 +117,7 @@ class Records:
             return await self.append(conn, kind, **kw)
 
     async def open_call(self, values: Mapping[str, Any], actor: str, data: Mapping[str, Any]) -> None:
+        """A call's row and its ``requested`` event, in a transaction of their own."""
         async with self.engine.begin() as conn:
             await conn.execute(calls.insert().values(**values))
             await self.append(conn, "requested", actor=actor, call_id=values["id"], case_id=values["case_id"],
@@ -130,10 +163,16 @@ class Records:
         return ChainStatus(True, len(rows))
 
     async def verify(self, batch: int = 5000) -> ChainStatus:
+        # Other writers (other nodes) may append while the log is walked, so the head is read before and after
+        # the walk: the walk must reach the head of before (and pass through its hash) and end within the head
+        # of after. With no writer, both are the same and this is "the log ends exactly at the head".
+        head_select = sa.select(chain_head).where(chain_head.c.id == 1)
         prev = GENESIS
         checked = 0
         last_id = 0
         async with self.engine.connect() as conn:
+            before = (await conn.execute(head_select)).one()._mapping
+            hash_at_before = GENESIS
             while True:
                 rows = (await conn.execute(events.select().where(events.c.id > last_id)
                                            .order_by(events.c.id).limit(batch))).all()
@@ -150,8 +189,13 @@ class Records:
                     prev = m["hash"]
                     checked += 1
                     last_id = m["id"]
-            head = (await conn.execute(sa.select(chain_head).where(chain_head.c.id == 1))).one()._mapping
-        if head["last_hash"] != prev or head["count"] != checked:
-            return ChainStatus(False, checked, None, f"the log ends at {checked} events but {head['count']} were "
+                    if checked == before["count"]:
+                        hash_at_before = prev
+            after = (await conn.execute(head_select)).one()._mapping
+        if checked < before["count"] or hash_at_before != before["last_hash"]:
+            return ChainStatus(False, checked, None, f"the log ends at {checked} events but {before['count']} were "
                                "written (events were removed from the end)")
+        if checked > after["count"] or (checked == after["count"] and prev != after["last_hash"]):
+            return ChainStatus(False, checked, None, f"the log holds {checked} events but {after['count']} were "
+                               "written (events were added at the end behind the chain head's back)")
         return ChainStatus(True, checked)

@@ -1,7 +1,8 @@
 """Durable records in SQL (SQLAlchemy 2 Core, async).
 
 SQLite under the data directory by default (WAL, synchronous=FULL, so a
-commit survives a killed process); PostgreSQL when ``database_url`` says so.
+commit survives a killed process); PostgreSQL (asyncpg, the ``postgres``
+extra) when ``database_url`` says so: ``postgresql://user:pw@host/db``.
 The schema is created and upgraded only by the Alembic migrations in
 ``server/records/migrations``; :data:`metadata` mirrors the newest revision.
 
@@ -10,6 +11,7 @@ Times are stored as UTC epoch seconds (float); dates as ISO strings.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 metadata = sa.MetaData()
+
+MAX_ID = 2**31 - 1
+"""The largest value of an ``Integer`` id (PostgreSQL's 32-bit ``integer``; it refuses a larger parameter where
+SQLite finds no row): look-ups of an id from outside check against it first."""
 
 kiosks = sa.Table(
     "kiosks", metadata,
@@ -156,6 +162,14 @@ recordings = sa.Table(
     sa.Column("delete_reason", sa.String(200)),
 )
 
+cluster_fence = sa.Table(
+    "cluster_fence", metadata,  # one row: the routing leader's fencing token (several nodes on Redis)
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("leader", sa.String(64), nullable=False, server_default=""),
+    sa.Column("last_id", sa.String(32), nullable=False, server_default=""),  # last journal entry committed
+)
+
 web_sessions = sa.Table(
     "web_sessions", metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),
@@ -170,8 +184,36 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+class DatabaseURLError(ValueError):
+    """A ``database_url`` this server cannot use (or whose driver is not installed)."""
+
+
+POSTGRES_DRIVER_HINT = "pip install -e '.[postgres]'"
+
+
+def async_url(url: str) -> str:
+    """``url`` with the async driver the records use: ``postgresql://`` (and ``postgres://``) become
+    ``postgresql+asyncpg://``, ``sqlite://`` becomes ``sqlite+aiosqlite://``; other drivers are refused."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise DatabaseURLError(f"database_url {url!r} is not a database URL (e.g. postgresql://user@host/db)") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    wanted = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}.get(backend)
+    if wanted is None:
+        raise DatabaseURLError(f"database_url: {backend!r} is not supported; use SQLite or PostgreSQL")
+    if driver not in ("", wanted):
+        raise DatabaseURLError(f"database_url: the {driver!r} driver is not supported; use {backend}+{wanted}://")
+    if wanted == "asyncpg" and importlib.util.find_spec("asyncpg") is None:
+        raise DatabaseURLError(f"database_url is a PostgreSQL URL but its driver asyncpg is not installed: "
+                               f"{POSTGRES_DRIVER_HINT}")
+    return parsed.set(drivername=f"{backend}+{wanted}").render_as_string(hide_password=False)
+
+
 def make_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url)
+    engine = create_async_engine(async_url(url))
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from recordings.finalize import sha256_of
 from recordings.info import RecordingInfo
 from server.records.chain import Records
-from server.records.db import calls, events, recordings
+from server.records.db import MAX_ID, calls, events, recordings
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +166,8 @@ class RecordingStore:
             return [dict(r._mapping) for r in rows]
 
     async def get(self, rec_id: int) -> dict[str, Any] | None:
+        if not 0 < rec_id <= MAX_ID:
+            return None
         async with self.records.engine.connect() as conn:
             row = (await conn.execute(recordings.select().where(recordings.c.id == rec_id))).first()
         return dict(row._mapping) if row else None

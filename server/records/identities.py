@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.records.batching import BatchedLookup
 from server.records.db import kiosks, users
+from signaling.commands import ClerkCard, KioskCard
 
 _hasher = PasswordHasher()
 # verified against when a username is unknown, so both cases take as long
@@ -42,6 +43,10 @@ class Kiosk:
     region: str
     revoked: bool = False
 
+    def card(self) -> KioskCard:
+        """What the live core knows of this kiosk."""
+        return KioskCard(self.id, self.name, self.region)
+
 
 @dataclass(frozen=True)
 class Clerk:
@@ -61,6 +66,11 @@ class Clerk:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    def card(self) -> ClerkCard:
+        """What the live core knows of this clerk."""
+        return ClerkCard(self.id, self.name, self.center, tuple(self.fields), tuple(self.regions),
+                         tuple(self.languages))
+
 
 User = Clerk
 
@@ -79,12 +89,16 @@ def _kiosk(row: sa.Row[tuple[object, ...]]) -> Kiosk:
     return Kiosk(m["id"], m["name"], m["region"], m["revoked_at"] is not None)
 
 
+RosterListener = Callable[[], Awaitable[None]]
+
+
 class IdentityStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         # a connection's token is looked up in its handshake; handshakes that come together share a query
         self._kiosk_tokens = BatchedLookup[str, Kiosk](self._kiosks_by_token_hash)
         self._clerk_tokens = BatchedLookup[str, Clerk](self._clerks_by_token_hash)
+        self._listeners: list[RosterListener] = []
 
     async def _kiosks_by_token_hash(self, hashes: Collection[str]) -> dict[str, Kiosk]:
         q = kiosks.select().where(kiosks.c.token_hash.in_(hashes), kiosks.c.revoked_at.is_(None))
@@ -95,6 +109,14 @@ class IdentityStore:
         q = users.select().where(users.c.token_hash.in_(hashes), users.c.revoked_at.is_(None), users.c.role == "clerk")
         async with self.engine.connect() as conn:
             return {row._mapping["token_hash"]: _user(row) for row in await conn.execute(q)}
+
+    def on_roster_change(self, listener: RosterListener) -> None:
+        """Call ``listener`` after clerks are added, changed, revoked or removed through this store."""
+        self._listeners.append(listener)
+
+    async def _roster_changed(self) -> None:
+        for listener in self._listeners:
+            await listener()
 
     # ------------------------------------------------------------ kiosks
 
@@ -142,6 +164,8 @@ class IdentityStore:
                 password_hash=_hasher.hash(password) if password else None,
                 token_hash=hash_token(token) if token else None, demo=demo, created_at=time.time(),
             ))
+        if role == "clerk":
+            await self._roster_changed()
         return user, token
 
     async def add_clerk(
@@ -159,7 +183,8 @@ class IdentityStore:
         async with self.engine.begin() as conn:
             res = await conn.execute(users.update().where(users.c.id == user_id, users.c.role == "clerk").values(
                 name=name, center=center, fields=fields, regions=regions, languages=languages))
-            return res.rowcount == 1
+        await self._roster_changed()
+        return res.rowcount == 1
 
     async def new_token_for(self, user_id: str) -> str | None:
         token = new_token()
@@ -210,9 +235,12 @@ class IdentityStore:
         async with self.engine.begin() as conn:
             res = await conn.execute(table.update().where(table.c.id == identity_id, table.c.revoked_at.is_(None))
                                      .values(revoked_at=time.time()))
-            return res.rowcount == 1
+        if table is users:
+            await self._roster_changed()
+        return res.rowcount == 1
 
     async def remove_demo(self) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(kiosks.delete().where(kiosks.c.demo.is_(True)))
             await conn.execute(users.delete().where(users.c.demo.is_(True)))
+        await self._roster_changed()

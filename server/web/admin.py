@@ -27,7 +27,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.keys import DB, SETTINGS, SWITCHBOARD
+from server.keys import DB, ROUTER, SETTINGS
 from server.live import liveboard
 from server.web import exports, stats
 from server.web.auth import require_role
@@ -66,7 +66,7 @@ from server.web.sessions import session_detail, sessions_page
 async def live_payload(app: web.Application, names: Labels) -> dict[str, Any]:
     """The live board's figures, with names in the language of ``names``."""
     settings = app[SETTINGS]
-    snap = liveboard.snapshot(app[SWITCHBOARD])
+    snap = liveboard.snapshot(app[ROUTER])
     for q in snap["queues"]:
         q["field_name"] = names.field(q["field"])
         q["district_name"] = names.region(q["district"])

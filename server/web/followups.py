@@ -16,7 +16,7 @@ from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
-from server.records.db import calls, followups, users
+from server.records.db import MAX_ID, calls, followups, users
 from server.records.identities import Clerk
 from server.settings import Settings
 from server.web.auth import require_role
@@ -148,6 +148,8 @@ def _back(form: MultiDictProxy[Any], settings: Settings) -> FollowupQuery:
 async def _followup_row(request: web.Request) -> sa.RowMapping:
     try:
         fid = int(request.match_info["id"])
+        if not 0 < fid <= MAX_ID:
+            raise ValueError(fid)
     except ValueError:
         raise web.HTTPNotFound(text="no such follow-up") from None
     async with request.app[DB].connect() as conn:

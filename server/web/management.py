@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from server.keys import DB, IDENTITIES, SETTINGS, SWITCHBOARD
+from server.keys import DB, IDENTITIES, ROUTER, SETTINGS
 from server.records.db import users
 from server.records.identities import Clerk
 from server.settings import Settings
@@ -175,7 +175,7 @@ async def revoke_clerk(request: web.Request) -> web.StreamResponse:
     clerk = await _clerk(request)
     if await request.app[IDENTITIES].revoke(clerk.id):
         await admin_action(request, "clerk_revoked", clerk_id=clerk.id, name=clerk.name)
-    await request.app[SWITCHBOARD].identity_revoked(clerk.id)  # an open console is cut off at once
+    await request.app[ROUTER].revoke(clerk.id)  # an open console is cut off at once
     raise web.HTTPSeeOther("/admin/clerks")
 
 
@@ -238,7 +238,7 @@ async def revoke_kiosk(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such kiosk")
     if await identities.revoke(kiosk.id):
         await admin_action(request, "kiosk_revoked", kiosk_id=kiosk.id, name=kiosk.name)
-    await request.app[SWITCHBOARD].identity_revoked(kiosk.id)  # a connected kiosk is cut off at once
+    await request.app[ROUTER].revoke(kiosk.id)  # a connected kiosk is cut off at once
     raise web.HTTPSeeOther("/admin/kiosks")
 
 

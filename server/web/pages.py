@@ -177,8 +177,13 @@ async def admin_action(request: web.Request, action: str, **data: Any) -> None:
     await request.app[RECORDS].log("admin_action", actor=f"user:{user.id}",
                                    data={"action": action, "by": user.name, **data})
 
+# A page number past this one is taken as this one (still past any real list): its OFFSET must fit the
+# databases' 64-bit integers, or SQLite and PostgreSQL refuse the query.
+MAX_PAGE = 1_000_000
+
+
 def _page(value: str | None) -> int:
     try:
-        return max(1, int(value or "1"))
+        return min(max(1, int(value or "1")), MAX_PAGE)
     except ValueError:
         return 1

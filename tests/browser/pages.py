@@ -1,17 +1,14 @@
 """Drivers for the kiosk page and the clerk console, by their data-testid attributes and ``<body data-state>``.
 
-The pages keep their RTCPeerConnection private (inside ``VW.CallPeer``), so each browser context runs
-:data:`TRACK_PEERS_JS` before any page script: it subclasses ``window.RTCPeerConnection`` to remember every
-instance in ``window.__vwPeers``. The pages themselves are not changed; the tests read ``getStats()`` of
-those connections.
+The pages keep their RTCPeerConnection private (inside ``CallPeer``, client/static/shared/peer.js), so each
+browser context runs :data:`TRACK_PEERS_JS` before any page script: it subclasses ``window.RTCPeerConnection``
+to remember every instance in ``window.__vwPeers``. The pages themselves are not changed; the tests read
+``getStats()`` of those connections.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -317,19 +314,3 @@ async def answer_and_connect(kiosk: KioskPage, clerk: ClerkPage) -> None:
     await clerk.expect_state("call")
     await kiosk.media()
     await clerk.media()
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout_s: float = 5.0) -> Any:
-    """Wait (polling every 20 ms, at most ``timeout_s``) until ``predicate()`` (or the awaitable it returns) is
-    truthy on the server side; return that value."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                value = predicate()
-                if inspect.isawaitable(value):
-                    value = await value
-                if value:
-                    return value
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout_s} s: {what}") from None

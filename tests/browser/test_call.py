@@ -10,8 +10,9 @@ from playwright.async_api import expect
 
 from server.keys import RECORDS
 from server.records.db import ratings
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, until
+from tests.browser.pages import Contexts, add_clerk, add_kiosk
 from tests.server.conftest import Harness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

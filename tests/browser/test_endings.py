@@ -10,8 +10,9 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import HarnessFactory
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, kiosk_and_clerk_in_call, until
+from tests.browser.pages import Contexts, add_clerk, add_kiosk, kiosk_and_clerk_in_call
 from tests.server.conftest import Harness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -86,7 +87,7 @@ async def test_visitor_cancels_while_queued_and_while_ringing(harness: Harness, 
     await kiosk.expect_state("queue")
     await kiosk.click("cancel")
     await kiosk.expect_state("idle")
-    await until(lambda: not harness.switchboard.engine.waiting_calls(), "the cancelled call left the queue")
+    await until(lambda: not harness.switch.engine.waiting_calls(), "the cancelled call left the queue")
     assert await kiosk.open_peers() == 0
 
     # the clerk goes available: nothing is left to ring them for
@@ -107,9 +108,17 @@ async def test_visitor_cancels_while_queued_and_while_ringing(harness: Harness, 
     await clerk.shot("after-visitor-cancelled")
 
 
+async def gone_past_grace(harness: Harness, role: str) -> None:
+    """Once the server noticed the participant gone, let its grace period pass."""
+    await until(lambda: any(p.role == role for p in harness.switch.absent), f"the server noticed the {role} gone")
+    await harness.advance(harness.settings.reconnect_grace_s)
+
+
 async def test_kiosk_page_closed_during_call(harness: Harness, contexts: Contexts) -> None:
     kiosk, clerk = await kiosk_and_clerk_in_call(harness, contexts)
     await kiosk.page.close()
+    # a call in progress waits reconnect_grace_s for the kiosk to come back, then ends
+    await gone_past_grace(harness, "kiosk")
     await clerk.expect_wrap_up()
     await expect(clerk.testid("wrapup-call")).to_contain_text("the visitor's connection was lost")
     assert await clerk.open_peers() == 0
@@ -132,6 +141,7 @@ async def test_kiosk_page_closed_while_ringing(harness: Harness, contexts: Conte
 async def test_clerk_console_closed_during_call(harness: Harness, contexts: Contexts) -> None:
     kiosk, clerk = await kiosk_and_clerk_in_call(harness, contexts)
     await clerk.page.close()
+    await gone_past_grace(harness, "clerk")
     # the visitor is back at the front of the line, told why, and sees themselves again
     await kiosk.expect_state("queue")
     await expect(kiosk.testid("queue-note")).to_have_text(

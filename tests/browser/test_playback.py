@@ -13,11 +13,12 @@ import pytest
 from playwright.async_api import Page, expect
 
 from server.keys import EVIDENCE, RECORDS
-from tests.browser.pages import CLERK_VIEWPORT, SCREENSHOT_DIR, Contexts, until
+from tests.browser.pages import CLERK_VIEWPORT, SCREENSHOT_DIR, Contexts
 from tests.browser.test_accessibility import assert_accessible
 from tests.server.conftest import Harness
 from tests.server.recording_media import make_recording
 from tests.server.test_admin import JIADING, JIADING_PARK, add_call
+from tests.waiting import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

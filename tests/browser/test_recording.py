@@ -46,7 +46,7 @@ async ({minFrames, timeoutMs}) => {
 
 async def recording_harness(harness_factory: HarnessFactory) -> tuple[Harness, RecordingDesk]:
     harness = await harness_factory(recording_workers=1)
-    desk = harness.switchboard.desk
+    desk = harness.desk
     assert desk is not None
     await desk.start()
     return harness, desk
@@ -76,7 +76,7 @@ async def test_the_visitor_accepts_the_notice_and_both_pages_are_recorded(
     await answer_and_connect(kiosk, clerk)
     await expect(kiosk.testid("recording")).to_be_visible()
     await expect(clerk.testid("recording")).to_be_visible()
-    call_id = next(iter(harness.switchboard.calls))
+    call_id = next(iter(harness.switch.calls))
     # both pages' recorder connections carry seconds of video before the call ends
     assert desk.recording(call_id)
     for page in (kiosk, clerk):
@@ -117,7 +117,7 @@ async def test_the_visitor_declines_and_the_call_goes_on_unrecorded(
     await expect(kiosk.testid("recording")).to_be_hidden()
     await expect(clerk.testid("recording")).to_be_hidden()
     assert await kiosk.open_peers() == 1 and await clerk.open_peers() == 1  # no recorder connection
-    call_id = next(iter(harness.switchboard.calls))
+    call_id = next(iter(harness.switch.calls))
     assert not desk.recording(call_id)
     await clerk.click("hangup")
     await clerk.expect_wrap_up()

@@ -15,11 +15,12 @@ from playwright.async_api import expect
 
 from client.bot import ClerkBot, KioskBot
 from server.keys import RECORDS
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, until
+from tests.browser.pages import Contexts, add_clerk, add_kiosk
 from tests.browser.rtc_scripts import BREAK_FIRST_PEERS_JS, install
 from tests.conftest import BreakAttempts
 from tests.sabotage import black_hole_socket
 from tests.server.conftest import Harness
+from tests.waiting import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -32,7 +33,7 @@ async def timeline(harness: Harness, call_id: str) -> list[dict[str, Any]]:
 
 
 async def the_call_id(harness: Harness) -> str:
-    calls = list(harness.switchboard.calls)
+    calls = list(harness.switch.calls)
     assert len(calls) == 1, calls
     return calls[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,10 +15,14 @@ import socketio
 from aiohttp.test_utils import TestServer
 
 from server.app import create_app
-from server.keys import IDENTITIES, SWITCHBOARD
-from server.live.switchboard import Switchboard
+from server.keys import DESK, IDENTITIES, ROUTER
+from server.live.recording_desk import RecordingDesk
+from server.live.router import LocalRouter
+from server.live.writer import SystemClock
 from server.records.identities import IdentityStore
 from server.settings import Settings, load_settings
+from signaling.switch import Switch
+from tests.conftest import NewDatabase
 
 EVENT_TIMEOUT = 5.0
 # Pages are rendered in the language the browser asks for; tests that read English texts ask for English.
@@ -25,8 +30,10 @@ ENGLISH = {"Accept-Language": "en"}
 
 
 class FakeClock:
+    """Wall-clock time that moves only when a test says so (it starts at the real time: dates matter)."""
+
     def __init__(self) -> None:
-        self.t = 1000.0
+        self.t = time.time()
 
     def now(self) -> float:
         return self.t
@@ -86,7 +93,7 @@ class Peer:
 class Harness:
     server: TestServer
     settings: Settings
-    clock: FakeClock
+    clock: FakeClock | SystemClock
     peers: list[Peer] = field(default_factory=list)
 
     @property
@@ -94,8 +101,19 @@ class Harness:
         return str(self.server.make_url("/"))
 
     @property
-    def switchboard(self) -> Switchboard:
-        return self.server.app[SWITCHBOARD]
+    def router(self) -> LocalRouter:
+        router = self.server.app[ROUTER]
+        assert isinstance(router, LocalRouter), "this harness runs one node"
+        return router
+
+    @property
+    def switch(self) -> Switch:
+        """The core's live state (read it; only the router's writer changes it)."""
+        return self.router.switch
+
+    @property
+    def desk(self) -> RecordingDesk:
+        return self.server.app[DESK]
 
     @property
     def identities(self) -> IdentityStore:
@@ -125,15 +143,17 @@ class Harness:
 
     async def advance(self, seconds: float) -> None:
         """Move the fake clock and let the server run what became due."""
+        assert isinstance(self.clock, FakeClock), "this harness runs on real time"
         self.clock.t += seconds
-        await self.switchboard.run_due()
+        await self.router.tick()
 
 
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
-async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
-    """The real app on 127.0.0.1 with a FakeClock and fast queue updates.
+
+async def start_harness(data_dir: Path, real_time: bool = False, **overrides: Any) -> Harness:
+    """The real app on 127.0.0.1 with a FakeClock (or, with ``real_time``, the real one) and fast queue updates.
 
     No recorder workers unless a test asks for them (``recording_workers=1``): most tests place recorded
     calls without media, and a worker process per test would only cost time.
@@ -141,18 +161,21 @@ async def start_harness(data_dir: Path, **overrides: Any) -> Harness:
     overrides.setdefault("queue_update_interval_s", 0.05)
     overrides.setdefault("recording_workers", 0)
     settings = load_settings(data_dir=data_dir, **overrides)
-    clock = FakeClock()
+    clock = SystemClock() if real_time else FakeClock()
     server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
     await server.start_server()
     return Harness(server, settings, clock)
 
 
 @pytest.fixture
-async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
+async def harness_factory(tmp_path: Path, new_database: NewDatabase) -> AsyncIterator[HarnessFactory]:
+    """``await harness_factory(**settings)``: a new app with its own data directory and records database (on
+    PostgreSQL too in a module marked ``databases``)."""
     made: list[Harness] = []
 
-    async def make(**overrides: Any) -> Harness:
-        h = await start_harness(tmp_path / f"data{len(made)}", **overrides)
+    async def make(real_time: bool = False, **overrides: Any) -> Harness:
+        overrides.setdefault("database_url", new_database())
+        h = await start_harness(tmp_path / f"data{len(made)}", real_time, **overrides)
         made.append(h)
         return h
 
@@ -167,6 +190,22 @@ async def harness_factory(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
 @pytest.fixture
 async def harness(harness_factory: HarnessFactory) -> Harness:
     return await harness_factory()
+
+
+async def run_sql(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (``:name`` parameters) on the records database at ``url`` behind the application's back, as
+    someone with database access would; the rows it returns, if any."""
+    from sqlalchemy import text
+
+    from server.records.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(sql), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
 
 
 async def login_cookie(base_url: str, username: str, password: str) -> str:

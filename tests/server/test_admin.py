@@ -20,8 +20,11 @@ from server.live import liveboard
 from server.records.db import events, followups, matters, ratings
 from server.records.identities import Clerk
 from server.settings import load_settings
+from tests.conftest import NewDatabase
 from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login
+
+pytestmark = pytest.mark.databases
 
 JIADING = "sh/jiading"
 PUTUO = "sh/putuo"
@@ -82,8 +85,8 @@ async def add_call(app: web.Application, *, region: str, field_id: str, clerk: C
 
 
 @pytest.fixture
-async def world(aiohttp_client: ClientFactory, tmp_path: Path) -> World:
-    app = create_app(load_settings(data_dir=tmp_path))
+async def world(aiohttp_client: ClientFactory, tmp_path: Path, new_database: NewDatabase) -> World:
+    app = create_app(load_settings(data_dir=tmp_path, database_url=new_database()))
     client = await aiohttp_client(app, headers=ENGLISH)  # the checks below read the pages' English texts
     ids = app[IDENTITIES]
     admin, _ = await ids.add_user("Ada Admin", "admin", username="admin", password=PASSWORD)
@@ -400,6 +403,7 @@ async def test_admin_adds_a_clerk_whose_token_works(world: World) -> None:
         "clerk_added", "clerk_token_issued", "clerk_revoked"]
 
 
+@pytest.mark.databases("sqlite")  # the form is refused before any query
 async def test_clerk_form_is_checked_against_the_catalog_regions_and_languages(world: World) -> None:
     csrf = await world.as_admin()
     before = await world.app[IDENTITIES].clerks()
@@ -466,6 +470,7 @@ async def test_admin_adds_and_revokes_a_kiosk(world: World) -> None:
 # ---------------------------------------------------------------- live board
 
 
+@pytest.mark.databases("sqlite")  # the live board reads live state, not the records
 async def test_live_board_and_its_api(world: World) -> None:
     await world.as_admin()
     resp = await world.client.get("/admin/api/live")
@@ -479,6 +484,7 @@ async def test_live_board_and_its_api(world: World) -> None:
         assert f'href="{link}"' in html
 
 
+@pytest.mark.databases("sqlite")  # the live board reads live state, not the records
 async def test_live_api_names_fields_and_districts(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot = {
         "queues": [{"field": "tax", "district": JIADING, "district_name": "Jiading District", "waiting": 2,
@@ -515,3 +521,28 @@ async def test_pages_escape_what_people_typed(world: World) -> None:
                                                    "region": JIADING_PARK})
     html = await (await world.client.get("/admin/kiosks")).text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+async def test_out_of_range_numbers_and_nul_bytes_in_requests_are_not_server_errors(world: World) -> None:
+    """What SQLite takes silently PostgreSQL refuses (a page past any 64-bit offset, an id past a 32-bit
+    column, a NUL character in text): the pages answer as for any other unknown value or refuse the request
+    with 400, the same on both databases, never with a 500."""
+    await world.as_admin()
+    huge = "9" * 30
+    for path in (f"/sessions?page={huge}", f"/followups?page={huge}", f"/sessions?page={2**62}"):
+        resp = await world.client.get(path)
+        assert resp.status == 200, (path, resp.status, await resp.text())
+    for path in ("/recordings/999999999999999999", "/recordings/2147483648", "/admin/clerks/" + "x" * 100):
+        resp = await world.client.get(path)
+        assert resp.status == 404, (path, resp.status, await resp.text())
+    for path in ("/sessions?clerk=%00", "/sessions?district=sh%00", "/followups?x%00=1", "/sessions/x%00y",
+                 "/admin/clerks/x%00y"):
+        resp = await world.client.get(path)
+        assert resp.status == 400 and "NUL" in await resp.text(), (path, resp.status)
+    resp = await world.client.post("/login", data={"username": "admin\x00", "password": "x", "csrf_token": "x"})
+    assert resp.status == 400
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await (await world.client.get("/followups")).text())
+    assert token is not None
+    for fid in ("2147483648", "99999999999999999999"):
+        resp = await world.client.post(f"/followups/{fid}/resolve", data={"note": "done", "csrf_token": token[1]})
+        assert resp.status == 404, (fid, resp.status, await resp.text())

@@ -17,6 +17,7 @@ from server.keys import DB, IDENTITIES
 from server.records.db import web_sessions
 from server.settings import load_settings
 from server.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from tests.conftest import NewDatabase
 from tests.server.conftest import ENGLISH
 
 Client = TestClient[web.Request, web.Application]
@@ -54,8 +55,8 @@ def session_cookie(client: Client) -> str | None:
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> web.Application:
-    app = create_app(load_settings(data_dir=tmp_path))
+async def app(tmp_path: Path, new_database: NewDatabase) -> web.Application:
+    app = create_app(load_settings(data_dir=tmp_path, database_url=new_database()))
     return app
 
 
@@ -69,6 +70,7 @@ async def client(aiohttp_client: ClientFactory, app: web.Application) -> Client:
     return client
 
 
+@pytest.mark.databases  # login sessions are rows
 async def test_wrong_password_is_401_without_a_session(client: Client) -> None:
     resp = await client.get("/login")
     token = form_token(await resp.text())
@@ -94,6 +96,7 @@ async def test_login_without_csrf_token_is_refused(client: Client) -> None:
     assert resp.status == 403
 
 
+@pytest.mark.databases  # login sessions are rows
 async def test_admin_logs_in_reaches_the_board_and_logs_out_with_csrf(client: Client) -> None:
     csrf = await login(client, *ADMIN)
     resp = await client.get("/admin", allow_redirects=False)
@@ -114,6 +117,7 @@ async def test_admin_logs_in_reaches_the_board_and_logs_out_with_csrf(client: Cl
     assert resp.status == 303 and resp.headers["Location"].startswith("/login")
 
 
+@pytest.mark.databases  # login sessions are rows
 async def test_the_old_session_cookie_is_dead_after_logout(client: Client) -> None:
     csrf = await login(client, *ADMIN)
     cookie = session_cookie(client)
@@ -124,6 +128,7 @@ async def test_the_old_session_cookie_is_dead_after_logout(client: Client) -> No
     assert resp.status == 303
 
 
+@pytest.mark.databases  # login sessions are rows
 async def test_expired_sessions_are_removed_when_someone_logs_in(client: Client) -> None:
     await login(client, *ADMIN)
     engine = client.app[DB]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 from server.keys import RECORDS
 from server.records.db import calls, events, followups, matters, ratings
 from tests.server.conftest import Harness, HarnessFactory, Peer
 from tests.server.test_signaling_server import connect_call, place_call
+
+pytestmark = pytest.mark.databases
 
 VALID_CODE = "91350100M000100Y43"
 INDIVIDUAL_BUSINESS_CODE = "92141127MA0KD1Y64A"
@@ -155,6 +157,27 @@ async def test_rating_once_by_the_visitor_of_an_answered_call(harness: Harness) 
     assert (await kiosk.call("rate", {"call_id": cancelled, "score": "satisfied"}))["error"]["code"] == "wrong_state"
 
 
+async def test_text_the_records_cannot_store_is_refused_naming_the_field(harness: Harness) -> None:
+    """A NUL character (PostgreSQL stores none in text) or a lone surrogate: a clear error on both databases,
+    nothing written, and the same filing without it goes through."""
+    clerk = await harness.clerk()
+    kiosk = await harness.kiosk()
+    call_id = await finished_call(kiosk, clerk)
+    matter = {"matter_type": "tax-consultation", "outcome": "completed"}
+    bad = await clerk.call("wrap_up", {"call_id": call_id, "matters": [{**matter, "notes": "a\x00b"}]})
+    assert bad["error"]["code"] == "invalid_payload" and "$.matters[0].notes" in bad["error"]["message"]
+    assert "NUL" in bad["error"]["message"]
+    bad = await kiosk.call("rate", {"call_id": call_id, "score": "satisfied", "reason": "\ud800"})
+    assert bad["error"]["code"] == "invalid_payload" and "$.reason" in bad["error"]["message"]
+    bad = await kiosk.call("request_callback", {"field": "tax", "language": "en", "phone": "021-12345678",
+                                                "description": "\x00"})
+    assert bad["error"]["code"] == "invalid_payload" and "$.description" in bad["error"]["message"]
+    assert await rows(harness, matters) == [] and await rows(harness, ratings) == [] \
+        and await rows(harness, followups) == []
+    await clerk.ok("wrap_up", {"call_id": call_id, "matters": [{**matter, "notes": "ab"}]})
+    await kiosk.ok("rate", {"call_id": call_id, "score": "satisfied", "reason": "ok"})
+
+
 async def test_callback_request_becomes_a_follow_up(harness: Harness) -> None:
     kiosk = await harness.kiosk()
     bad = await kiosk.call("request_callback", {"field": "tax", "language": "en", "phone": "call me"})
@@ -193,18 +216,18 @@ async def test_hash_chain_verifies_and_names_a_tampered_event(harness: Harness) 
     assert (await records.verify_call(call_id)).ok
     evs = await rows(harness, events, call_id=call_id)
     target = evs[2]["id"]
-    db_path = harness.settings.data_dir / "records.sqlite3"
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("UPDATE events SET actor = 'clerk:forged' WHERE id = ?", (target,))
+    async with records.engine.begin() as conn:  # someone edits the log behind the application's back
+        await conn.execute(events.update().where(events.c.id == target).values(actor="clerk:forged"))
     status = await records.verify()
     assert not status.ok and status.first_bad_id == target and "altered" in status.problem
     call_status = await records.verify_call(call_id)
     assert not call_status.ok and call_status.first_bad_id == target
 
 
+@pytest.mark.databases("sqlite")  # calendar arithmetic only
 async def test_follow_up_after_closing_time_counts_from_next_working_day(harness_factory: HarnessFactory) -> None:
     harness = await harness_factory(service_hours="08:30-17:30")
-    work = harness.switchboard.casework
+    work = harness.switch.policy
     tz = harness.settings.tz
     # Thursday 2026-09-24, the day before the Mid-Autumn holiday (Fri 25 - Sun 27)
     before = dt.datetime(2026, 9, 24, 16, 0, tzinfo=tz)

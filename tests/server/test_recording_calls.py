@@ -48,7 +48,7 @@ def refused(ack: dict[str, Any], code: str) -> str:
 
 
 def desk_of(harness: Harness) -> RecordingDesk:
-    desk = harness.switchboard.desk
+    desk = harness.desk
     assert desk is not None, "the test configuration records calls, so the server must have a recording desk"
     return desk
 

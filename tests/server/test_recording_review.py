@@ -12,8 +12,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,10 +34,13 @@ from server.records.evidence import Purged, RecordingStore, purge_periodically
 from server.records.identities import Clerk
 from server.settings import load_settings
 from server.web.sessions import starts_playback
-from tests.server.conftest import ENGLISH
+from tests.conftest import NewDatabase
+from tests.server.conftest import ENGLISH, run_sql
 from tests.server.recording_media import make_recording
 from tests.server.test_admin import JIADING, JIADING_PARK, PASSWORD, PUTUO, PUTUO_PARK, add_call
 from tests.server.test_auth import Client, ClientFactory, login
+
+pytestmark = pytest.mark.databases
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400.0
@@ -82,7 +85,7 @@ ReviewFactory = Callable[..., Awaitable[Review]]
 
 
 @pytest.fixture
-async def make_review(aiohttp_client: ClientFactory, tmp_path: Path) -> ReviewFactory:
+async def make_review(aiohttp_client: ClientFactory, tmp_path: Path, new_database: NewDatabase) -> ReviewFactory:
     made = 0
 
     async def make(**overrides: Any) -> Review:
@@ -90,6 +93,7 @@ async def make_review(aiohttp_client: ClientFactory, tmp_path: Path) -> ReviewFa
         made += 1
         # no periodic purge unless a test asks for it: the tests here call purge themselves
         overrides.setdefault("recording_retention_days", 0)
+        overrides.setdefault("database_url", new_database())
         app = create_app(load_settings(data_dir=tmp_path / f"data{made}", **overrides))
         client = await aiohttp_client(app, headers=ENGLISH)  # the checks below read the pages' English texts
         ids = app[IDENTITIES]
@@ -153,6 +157,7 @@ async def test_an_administrator_plays_with_range_requests_and_is_logged(review: 
     assert (await review.app[RECORDS].verify_call(review.calls["a"])).ok
 
 
+@pytest.mark.databases("sqlite")  # rights and the player; the records part runs on both above
 async def test_who_may_play(review: Review) -> None:
     rec_id = review.recs["a/clerk"]
     # anonymous: refused (nothing is served or logged)
@@ -174,6 +179,7 @@ async def test_who_may_play(review: Review) -> None:
     assert [e["actor"] for e in await review.events("a", "recording_played")] == [f"user:{review.admin.id}"]
 
 
+@pytest.mark.databases("sqlite")  # rights and the player; the records part runs on both above
 async def test_the_clerk_of_the_call_plays_when_configured(make_review: ReviewFactory) -> None:
     review = await make_review(recording_playback_clerk=True)
     info = await review.record("a", "visitor", ago(seconds=3000))
@@ -201,6 +207,7 @@ def test_which_requests_start_a_playback(range_header: str | None, starts: bool)
 SCRIPT_RE = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
 
 
+@pytest.mark.databases("sqlite")  # rights and the player; the records part runs on both above
 async def test_the_session_page_lists_recordings_and_plays_them_side_by_side(make_review: ReviewFactory) -> None:
     review = await make_review()
     base = ago(seconds=3000)
@@ -302,8 +309,10 @@ async def test_purge_marks_a_missing_file_deleted(make_review: ReviewFactory) ->
     assert (await review.app[RECORDS].verify()).ok
 
 
-async def test_the_server_purges_at_start_and_periodically(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, recording_retention_days=180, recording_purge_interval_s=3600)
+async def test_the_server_purges_at_start_and_periodically(aiohttp_client: ClientFactory, tmp_path: Path,
+                                                          new_database: NewDatabase) -> None:
+    settings = load_settings(data_dir=tmp_path, recording_retention_days=180, recording_purge_interval_s=3600,
+                             database_url=new_database())
     # records and an old recording written before the server starts
     await asyncio.to_thread(db.upgrade, settings.db_url)
     engine = db.make_engine(settings.db_url)
@@ -367,14 +376,32 @@ async def test_a_failed_purge_pass_is_logged_and_the_next_one_runs(tmp_path: Pat
 # ---------------------------------------------------------------- the command line
 
 
-def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(data_dir), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+@dataclass
+class DataDir:
+    """A data directory and its records database, as the command line is given them."""
+
+    path: Path
+    database_url: str  # "" for SQLite in the data directory
+
+    @property
+    def db_url(self) -> str:
+        return load_settings(data_dir=self.path, database_url=self.database_url).db_url
 
 
-async def recorded_data_dir(tmp_path: Path, calls: dict[str, float]) -> dict[str, tuple[int, RecordingInfo]]:
+@pytest.fixture
+def data_dir(tmp_path: Path, new_database: NewDatabase) -> DataDir:
+    return DataDir(tmp_path, new_database())
+
+
+def cli(data_dir: DataDir, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VWINDOW_DATABASE_URL": data_dir.database_url}
+    return subprocess.run([sys.executable, "-m", "server.cli.main", "--data-dir", str(data_dir.path), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+
+
+async def recorded_data_dir(data_dir: DataDir, calls: dict[str, float]) -> dict[str, tuple[int, RecordingInfo]]:
     """A data directory with one call per entry of ``calls`` (id -> days ago), each with a visitor recording."""
-    settings = load_settings(data_dir=tmp_path)
+    settings = load_settings(data_dir=data_dir.path, database_url=data_dir.database_url)
     await asyncio.to_thread(db.upgrade, settings.db_url)
     engine = db.make_engine(settings.db_url)
     records = Records(engine)
@@ -393,9 +420,9 @@ async def recorded_data_dir(tmp_path: Path, calls: dict[str, float]) -> dict[str
     return out
 
 
-async def test_records_verify_cli_reports_altered_missing_and_row_altered_recordings(tmp_path: Path) -> None:
-    made = await recorded_data_dir(tmp_path, {"call-ok": 1, "call-flip": 1, "call-gone": 1, "call-row": 1})
-    good = cli(tmp_path, "records", "verify")
+async def test_records_verify_cli_reports_altered_missing_and_row_altered_recordings(data_dir: DataDir) -> None:
+    made = await recorded_data_dir(data_dir, {"call-ok": 1, "call-flip": 1, "call-gone": 1, "call-row": 1})
+    good = cli(data_dir, "records", "verify")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "hash chain intact" in good.stdout and "recording files intact: 4 recording(s)" in good.stdout
 
@@ -406,10 +433,10 @@ async def test_records_verify_cli_reports_altered_missing_and_row_altered_record
     gone_id, gone = made["call-gone"]
     gone.path.unlink()
     row_id, _ = made["call-row"]
-    with sqlite3.connect(tmp_path / "records.sqlite3") as conn:  # someone "fixes" a row behind the app's back
-        conn.execute("UPDATE recordings SET sha256 = ? WHERE id = ?", ("0" * 64, row_id))
+    # someone "fixes" a row behind the app's back
+    await run_sql(data_dir.db_url, "UPDATE recordings SET sha256 = :sha WHERE id = :id", sha="0" * 64, id=row_id)
 
-    bad = cli(tmp_path, "records", "verify")
+    bad = cli(data_dir, "records", "verify")
     assert bad.returncode == 1
     out = bad.stdout
     assert "hash chain intact" in out  # the chain check is unchanged: the events are fine
@@ -420,43 +447,42 @@ async def test_records_verify_cli_reports_altered_missing_and_row_altered_record
     assert "3 of 4 recordings BAD" in out
 
 
-async def test_recordings_purge_cli(tmp_path: Path) -> None:
-    made = await recorded_data_dir(tmp_path, {"call-old": 400, "call-mid": 100, "call-new": 1})
-    dry = cli(tmp_path, "recordings", "purge", "--dry-run")  # the configured retention: 180 days
+async def test_recordings_purge_cli(data_dir: DataDir) -> None:
+    made = await recorded_data_dir(data_dir, {"call-old": 400, "call-mid": 100, "call-new": 1})
+    dry = cli(data_dir, "recordings", "purge", "--dry-run")  # the configured retention: 180 days
     assert dry.returncode == 0, dry.stderr
     assert f"would delete recording {made['call-old'][0]} of call call-old" in dry.stdout
     assert "call-mid" not in dry.stdout and "(dry run)" in dry.stdout
     assert made["call-old"][1].path.exists()
 
-    run = cli(tmp_path, "recordings", "purge")
+    run = cli(data_dir, "recordings", "purge")
     assert run.returncode == 0, run.stderr
     assert f"deleted recording {made['call-old'][0]} of call call-old" in run.stdout
     assert "1 recording(s) older than 180 days deleted" in run.stdout
     assert not made["call-old"][1].path.exists() and made["call-mid"][1].path.exists()
 
-    run = cli(tmp_path, "recordings", "purge", "--older-than-days", "30")
+    run = cli(data_dir, "recordings", "purge", "--older-than-days", "30")
     assert f"deleted recording {made['call-mid'][0]} of call call-mid" in run.stdout and "call-new" not in run.stdout
     assert not made["call-mid"][1].path.exists() and made["call-new"][1].path.exists()
-    assert cli(tmp_path, "recordings", "purge", "--older-than-days", "0").returncode != 0
+    assert cli(data_dir, "recordings", "purge", "--older-than-days", "0").returncode != 0
 
-    with sqlite3.connect(tmp_path / "records.sqlite3") as conn:
-        deleted = conn.execute("SELECT call_id, deleted_by FROM recordings WHERE deleted_at IS NOT NULL "
-                               "ORDER BY id").fetchall()
-        kinds = conn.execute("SELECT call_id FROM events WHERE kind = 'recording_deleted' ORDER BY id").fetchall()
-        calls_left = conn.execute("SELECT count(*) FROM calls").fetchone()
+    deleted = await run_sql(data_dir.db_url, "SELECT call_id, deleted_by FROM recordings "
+                            "WHERE deleted_at IS NOT NULL ORDER BY id")
+    kinds = await run_sql(data_dir.db_url, "SELECT call_id FROM events WHERE kind = 'recording_deleted' ORDER BY id")
+    calls_left = await run_sql(data_dir.db_url, "SELECT count(*) FROM calls")
     assert deleted == [("call-old", "retention (vwindow recordings purge)"),
                        ("call-mid", "retention (vwindow recordings purge)")]
-    assert kinds == [("call-old",), ("call-mid",)] and calls_left == (3,)
-    verify = cli(tmp_path, "records", "verify")
+    assert kinds == [("call-old",), ("call-mid",)] and calls_left == [(3,)]
+    verify = cli(data_dir, "records", "verify")
     assert verify.returncode == 0 and "recording files intact: 1 recording(s)" in verify.stdout
 
 
-async def test_a_row_marked_deleted_without_its_event_is_reported(tmp_path: Path) -> None:
-    made = await recorded_data_dir(tmp_path, {"call-hidden": 1})
+async def test_a_row_marked_deleted_without_its_event_is_reported(data_dir: DataDir) -> None:
+    made = await recorded_data_dir(data_dir, {"call-hidden": 1})
     rec_id, _ = made["call-hidden"]
-    with sqlite3.connect(tmp_path / "records.sqlite3") as conn:  # hiding a recording from verification
-        conn.execute("UPDATE recordings SET deleted_at = 1 WHERE id = ?", (rec_id,))
-    bad = cli(tmp_path, "records", "verify")
+    # hiding a recording from verification
+    await run_sql(data_dir.db_url, "UPDATE recordings SET deleted_at = 1 WHERE id = :id", id=rec_id)
+    bad = cli(data_dir, "records", "verify")
     assert bad.returncode == 1
     assert (f"recording {rec_id} of call call-hidden (call-hidden/visitor.webm): row altered: marked deleted"
             in bad.stdout)

@@ -196,6 +196,10 @@ async def test_visitor_disconnect_ends_call(harness: Harness) -> None:
     kiosk = await harness.kiosk()
     call_id = await connect_call(kiosk, clerk)
     await kiosk.close()
+    # a call in progress waits reconnect_grace_s for the kiosk to come back (its media may still flow), then ends
+    assert await clerk.next("peer_connection") == {"call_id": call_id, "connected": False,
+                                                   "grace_s": harness.settings.reconnect_grace_s}
+    await harness.advance(harness.settings.reconnect_grace_s)
     ended = await clerk.next("call_ended")
     assert ended == {"call_id": call_id, "reason": "visitor_disconnected", "by": "visitor", "wrap_up": True}
     await clerk.next_where("status", lambda s: s["status"] == "wrap_up")
@@ -208,6 +212,8 @@ async def test_clerk_disconnect_requeues_visitor_with_priority(harness: Harness)
     call_id = await connect_call(kiosk, clerk)
     older_call = await place_call(waiting_kiosk)
     await clerk.close()
+    assert (await kiosk.next("peer_connection"))["connected"] is False  # the clerk may come back until the grace ends
+    await harness.advance(harness.settings.reconnect_grace_s)
     queued = await kiosk.next_where("queued", lambda q: q["reason"] == "clerk_disconnected")
     assert queued["call_id"] == call_id and queued["position"] == 1  # ahead of the older waiting call
     rescuer = await harness.clerk(name="Rescuer")
@@ -420,7 +426,7 @@ async def test_kiosk_gone_past_grace_period_ends_its_call(harness: Harness) -> N
     ended = await clerk.next("ring_ended")
     assert ended == {"call_id": call_id, "reason": "visitor_disconnected"}
     await harness.advance(harness.settings.reconnect_grace_s)
-    assert call_id not in harness.switchboard.engine.calls
+    assert call_id not in harness.switch.engine.calls
     assert clerk.pending("call_ended") == []  # it never rang through to a call of theirs
     kinds = [e["kind"] for e in await harness.server.app[RECORDS].timeline(call_id)]
     assert kinds[-3:] == ["held", "ring_withdrawn", "ended"]
@@ -434,8 +440,8 @@ async def test_revoking_a_connected_clerk_or_kiosk_cuts_it_off(harness: Harness)
     call_id = await place_call(kiosk)
     await clerk.next("ring")
     await clerk.ok("accept", {"call_id": call_id})
-    [clerk_id] = harness.switchboard.clerk_sids
-    [kiosk_id] = harness.switchboard.kiosk_sids
+    [clerk_id] = harness.switch.clerks
+    [kiosk_id] = harness.switch.kiosks
     gone = {name: asyncio.Event() for name in ("clerk", "kiosk")}
     clerk.sio.on("disconnect", lambda *_: gone["clerk"].set(), namespace="/clerk")
     kiosk.sio.on("disconnect", lambda *_: gone["kiosk"].set(), namespace="/kiosk")

@@ -22,8 +22,11 @@ from server.web import stats
 from server.web.exports import MATTER_COLUMNS, SESSION_COLUMNS
 from server.web.stats import CallFacts, GroupStats, Period, compute_stats, percentile
 from signaling.creditcode import is_valid_credit_code
+from tests.conftest import NewDatabase
 from tests.server.conftest import ENGLISH
 from tests.server.test_auth import Client, ClientFactory, login
+
+pytestmark = pytest.mark.databases
 
 TZ = ZoneInfo("Asia/Shanghai")
 PERIOD = Period(dt.date(2026, 3, 2), dt.date(2026, 3, 8))
@@ -84,8 +87,8 @@ async def seed_by_hand(engine: sa.ext.asyncio.AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> web.Application:
-    return create_app(load_settings(data_dir=tmp_path))
+async def app(tmp_path: Path, new_database: NewDatabase) -> web.Application:
+    return create_app(load_settings(data_dir=tmp_path, database_url=new_database()))
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from signaling import errors
-from signaling.calls import Call, CallState
+from signaling.calls import ANSWERED, Call, CallState
 from signaling.decisions import (
     CallEnded,
     ClerkStatus,
@@ -458,6 +458,9 @@ class RoutingMachine(RuleBasedStateMachine):
     def stages_widen_on_time(self) -> None:
         for call in self.engine.calls.values():
             due = max(k for k, st_ in enumerate(self.stages) if call.requested_at + st_.after_s <= self.now)
+            if call.state in ANSWERED:  # widens no further while in conversation
+                assert call.stage <= due, f"{call.id} widened past its time"
+                continue
             assert call.stage == due, f"{call.id} from {call.requested_at} is at stage {call.stage} at {self.now}"
 
     @invariant()
@@ -475,7 +478,8 @@ class RoutingMachine(RuleBasedStateMachine):
     def next_deadline_is_the_earliest_pending_timer(self) -> None:
         pending: list[float] = []
         for call in self.engine.calls.values():
-            if call.stage + 1 < len(self.stages):
+            # a call in conversation widens no further (its stage is recomputed if it goes back to the queue)
+            if call.state not in ANSWERED and call.stage + 1 < len(self.stages):
                 pending.append(call.requested_at + self.stages[call.stage + 1].after_s)
             if call.state is CallState.RINGING:
                 pending.append(self.ring_deadline[call.id])

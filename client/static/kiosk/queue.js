@@ -1,0 +1,125 @@
+/*
+ * Virtual Windows kiosk: the wait screen. The place in line and the estimated wait (`queued`), a clerk being
+ * rung (`ringing`), a transfer to another field (same camera, new call id), and a call the server held for
+ * this kiosk while it was offline (`welcome.call`).
+ */
+
+import { setText } from '../shared/dom.js';
+import { attachStream, stopStream } from '../shared/media.js';
+import { closePeer, endLocalCall, newCall, ownCall, stray } from './call.js';
+import { showError } from './navigation.js';
+import { cameraErrorKey, openCamera, withdraw } from './request.js';
+import { setPhase } from './screen.js';
+import { el, fieldName, state } from './state.js';
+import { t, text, tn } from './texts.js';
+
+export function onQueued(msg) {
+  const call = ownCall(msg);
+  if (!call) return stray(msg);
+  if (call.media) {
+    // back in the queue while talking: the clerk's connection dropped
+    closePeer(call);
+    call.note = 'clerkDisconnected';
+  } else if (msg.reason === 'clerk_disconnected') {
+    call.note = 'clerkDisconnected';
+  }
+  call.position = typeof msg.position === 'number' ? msg.position : call.position;
+  call.wait = msg.estimated_wait_s === null || typeof msg.estimated_wait_s === 'number' ? msg.estimated_wait_s : call.wait;
+  setPhase('queue');
+}
+
+export function onRinging(msg) {
+  const call = ownCall(msg);
+  if (!call) return stray(msg);
+  if (call.media) {
+    // the clerk dropped and the call went straight to another clerk
+    closePeer(call);
+    call.note = 'clerkDisconnected';
+  }
+  setPhase('ringing');
+}
+
+/** The clerk handed the visitor on to another field: same camera, new call id, front of that queue. */
+export function transferCall(call, to) {
+  closePeer(call);
+  call.id = to.call_id;
+  if (typeof to.field === 'string' && to.field) call.field = to.field;
+  call.position = undefined;
+  call.wait = undefined;
+  call.note = 'transferred';
+  setPhase('queue');
+}
+
+/**
+ * The server held a call for this kiosk while it was offline (welcome.call): back to
+ * the wait screen for it. After a reload the page knows nothing of it: start over
+ * from what the server says, and turn the camera on again for when a clerk answers.
+ */
+export function resumeCall(held) {
+  const local = state.call;
+  if (local && local.id === held.call_id && ['requesting', 'queue', 'ringing'].includes(state.phase)) {
+    local.note = local.note || 'resumed';
+    setPhase('queue');
+    return;
+  }
+  endLocalCall();
+  clearTimeout(state.thanksTimer);
+  state.error = null;
+  state.thanks = null;
+  state.rating = null;
+  state.callback = null;
+  if (typeof held.language === 'string' && state.languages.includes(held.language)) state.lang = held.language;
+  const call = newCall(typeof held.field === 'string' ? held.field : '', state.lang);
+  call.id = held.call_id;
+  call.note = 'resumed';
+  state.call = call;
+  setPhase('queue');
+  // onMatched waits for this before it makes the offer
+  call.cameraReady = openCamera()
+    .then((stream) => {
+      if (state.call !== call || call.over) {
+        stopStream(stream);
+        return;
+      }
+      call.stream = stream;
+      attachStream(el.previewVideo, stream);
+    })
+    .catch((err) => {
+      if (state.call !== call) return;
+      console.warn('vw: getUserMedia failed', err);
+      withdraw(call.id);
+      showError(cameraErrorKey(err), err && err.name ? `${err.name}: ${err.message || ''}` : '');
+    })
+    .finally(() => {
+      call.cameraReady = null;
+    });
+}
+
+export function renderWait() {
+  const call = state.call;
+  if (!call) return;
+  const ringing = state.phase === 'ringing';
+  setText(el.waitField, fieldName(call.field));
+  setText(el.waitTitle, ringing ? t('Connecting you to a clerk…') : t('Please wait, a clerk will be with you shortly'));
+  el.queueNote.hidden = !call.note;
+  el.queueNote.dataset.note = call.note || '';
+  el.queueNote.classList.toggle('vw-note-calm', call.note === 'transferred' || call.note === 'resumed');
+  setText(el.queueNote, call.note ? text(call.note, { field: fieldName(call.field) }) : '');
+  el.queueBox.hidden = ringing;
+  el.ringingBox.hidden = !ringing;
+
+  const position = call.position;
+  setText(el.queuePosition, typeof position === 'number' ? String(position) : '…');
+  el.queuePosition.dataset.position = typeof position === 'number' ? String(position) : '';
+  let positionText = '';
+  if (position === 1) positionText = t('You are next');
+  else if (typeof position === 'number' && position > 1) positionText = tn('{n} person ahead of you', '{n} people ahead of you', position - 1);
+  setText(el.queuePositionText, positionText);
+
+  const wait = call.wait; // undefined: not known yet; null: no clerk online who could take it
+  let waitText = '…';
+  if (wait === null) waitText = t('estimating…');
+  else if (typeof wait === 'number') waitText = wait < 60 ? t('less than a minute') : tn('about {n} minute', 'about {n} minutes', Math.round(wait / 60));
+  setText(el.estimatedWait, waitText);
+  el.estimatedWait.dataset.seconds = typeof wait === 'number' ? String(Math.round(wait)) : '';
+}
