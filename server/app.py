@@ -13,10 +13,9 @@ from aiohttp import web
 
 from server.keys import DB, DESK, EVIDENCE, IDENTITIES, RECORDS, ROUTER, SETTINGS, SIO
 from server.live.namespaces import ClerkNamespace, KioskNamespace
-from server.live.presence import CLERK_NS, KIOSK_NS
 from server.live.recording_desk import RecordingDesk
 from server.live.router import make_router
-from server.live.sockets import SocketServer
+from server.live.transport import make_socketio_server, skip_for_socketio
 from server.live.writer import Clock, SystemClock
 from server.records import db
 from server.records.casework import CaseFiles
@@ -32,7 +31,6 @@ from server.web.routes import setup_routes
 from signaling.commands import RecorderLost
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "client" / "templates"
-MAX_MESSAGE_BYTES = 1024 * 1024 + 4096  # a message up to 1 MiB (and its framing); a larger one closes the socket
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -43,15 +41,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     identities = IdentityStore(engine)
     app[IDENTITIES] = identities
 
-    sio = SocketServer(
-        async_mode="aiohttp",
-        cors_allowed_origins=[],  # same origin only
-        namespaces=[KIOSK_NS, CLERK_NS],  # the default namespace "/" takes no sockets
-        ping_interval=settings.ping_interval_s,
-        ping_timeout=settings.ping_timeout_s,
-        async_handlers=False,  # one client's events are handled in order (offer before candidates)
-        max_http_buffer_size=MAX_MESSAGE_BYTES,
-    )
+    sio = make_socketio_server(settings)
     sio.attach(app)
     app[SIO] = sio
 
@@ -82,7 +72,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[auth.context_processor, i18n.context_processor],
+        context_processors=[skip_for_socketio(auth.context_processor), skip_for_socketio(i18n.context_processor)],
     )
     i18n.install(env)
     setup_routes(app)

@@ -88,7 +88,7 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.conns: dict[str, str] = {}  # sid -> the connection's id for the core
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        # the server refuses client events named like these (server.live.sockets), so these are real
+        # the server refuses client events named like these (server.live.transport), so these are real
         if event == "connect":
             return await self.authenticate(args[0], args[2] if len(args) > 2 else None, args[1])
         if event == "disconnect":

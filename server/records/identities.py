@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.records.batching import BatchedLookup
 from server.records.db import kiosks, users
 from signaling.commands import ClerkCard, KioskCard
 
@@ -94,7 +95,20 @@ RosterListener = Callable[[], Awaitable[None]]
 class IdentityStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # a connection's token is looked up in its handshake; handshakes that come together share a query
+        self._kiosk_tokens = BatchedLookup[str, Kiosk](self._kiosks_by_token_hash)
+        self._clerk_tokens = BatchedLookup[str, Clerk](self._clerks_by_token_hash)
         self._listeners: list[RosterListener] = []
+
+    async def _kiosks_by_token_hash(self, hashes: Collection[str]) -> dict[str, Kiosk]:
+        q = kiosks.select().where(kiosks.c.token_hash.in_(hashes), kiosks.c.revoked_at.is_(None))
+        async with self.engine.connect() as conn:
+            return {row._mapping["token_hash"]: _kiosk(row) for row in await conn.execute(q)}
+
+    async def _clerks_by_token_hash(self, hashes: Collection[str]) -> dict[str, Clerk]:
+        q = users.select().where(users.c.token_hash.in_(hashes), users.c.revoked_at.is_(None), users.c.role == "clerk")
+        async with self.engine.connect() as conn:
+            return {row._mapping["token_hash"]: _user(row) for row in await conn.execute(q)}
 
     def on_roster_change(self, listener: RosterListener) -> None:
         """Call ``listener`` after clerks are added, changed, revoked or removed through this store."""
@@ -117,10 +131,8 @@ class IdentityStore:
         return kiosk, token
 
     async def kiosk_by_token(self, token: str) -> Kiosk | None:
-        q = kiosks.select().where(kiosks.c.token_hash == hash_token(token), kiosks.c.revoked_at.is_(None))
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-        return _kiosk(row) if row else None
+        """The active kiosk with this token (read after the call, so a revoked token is refused at once)."""
+        return await self._kiosk_tokens.get(hash_token(token))
 
     async def kiosks(self) -> list[Kiosk]:
         async with self.engine.connect() as conn:
@@ -188,11 +200,8 @@ class IdentityStore:
             return res.rowcount == 1
 
     async def clerk_by_token(self, token: str) -> Clerk | None:
-        q = users.select().where(users.c.token_hash == hash_token(token), users.c.revoked_at.is_(None),
-                                 users.c.role == "clerk")
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(q)).first()
-        return _user(row) if row else None
+        """The active clerk with this token (read after the call, as ``kiosk_by_token``)."""
+        return await self._clerk_tokens.get(hash_token(token))
 
     async def user(self, user_id: str) -> Clerk | None:
         async with self.engine.connect() as conn:

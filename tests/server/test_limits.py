@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.app import MAX_MESSAGE_BYTES
+from server.live.transport import MAX_MESSAGE_BYTES
 from tests.server.conftest import Harness, Peer
 from tests.server.test_signaling_server import connect_call
 

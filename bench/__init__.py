@@ -1,0 +1,1 @@
+"""Benchmarks, each a script printing one table (README, "Benchmarks")."""
