@@ -1,6 +1,6 @@
 """Benchmark: appending to the hash-chained event log with concurrent writers, against the same inserts unchained.
 
-Run: ``.venv/bin/python bench/chain.py [--quick] [--seconds S]`` (about 4 minutes; 2 with ``--quick``).
+Run: ``.venv/bin/python -m bench.chain [--quick] [--seconds S]`` (about 4 minutes; 2 with ``--quick``).
 
 Each step starts W writer *processes* (as W server nodes would write to one database), each with its own engine
 (one connection), and lets them append for a fixed time after a common start. A writer appends events one per

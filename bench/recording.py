@@ -1,6 +1,6 @@
 """Benchmark: recording calls without transcoding, against aiortc's MediaRecorder.
 
-Run: ``.venv/bin/python bench/recording.py [--quick]`` (about 3 minutes; 1 with ``--quick``).
+Run: ``.venv/bin/python -m bench.recording [--quick]`` (about 3 minutes; 1 with ``--quick``).
 
 Senders: aiortc peers in two processes (visitors, clerks), each participant sending 640x480 VP8 at 15 fps
 (``client.media``'s moving pattern plus a little noise: about 450 kbit/s, a keyframe every 2 s) and 20 ms Opus.

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/routing.py            # N = 100, 1,000, 10,000, 100,000
-    .venv/bin/python bench/routing.py --quick    # stops at 10,000
+    .venv/bin/python -m bench.routing            # N = 100, 1,000, 10,000, 100,000
+    .venv/bin/python -m bench.routing --quick    # stops at 10,000
 
 For each N the Shanghai sample tree of ``config/regions.toml`` is populated with
 N clerks (covering a district, a town or the whole city; 1-2 of the fields
@@ -62,9 +62,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from routing_core import CORE_EVENTS, CORE_WEIGHTS, CoreResult, run_core
-from routing_workload import Pool, Population, percentile
-
 from server.settings import load_settings
 from signaling.calls import CallState
 from signaling.decisions import (
@@ -86,9 +83,11 @@ from signaling.routing import RoutingEngine, Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
-if str(ROOT) not in sys.path:  # the naive model lives with the tests, which are not installed
+if str(ROOT) not in sys.path:  # run as a script: its siblings and the tests' naive model are not installed
     sys.path.insert(0, str(ROOT))
 
+from bench.routing_core import CORE_EVENTS, CORE_WEIGHTS, CoreResult, run_core  # noqa: E402
+from bench.routing_workload import Pool, Population, percentile  # noqa: E402
 from tests.signaling.model import NaiveEngine  # noqa: E402
 
 RING_TIMEOUT_S = 20.0

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import msgspec
-from routing_workload import Pool, Population, percentile
 
+from bench.routing_workload import Pool, Population, percentile
 from signaling import messages as m
 from signaling.calls import ANSWERED, CallState
 from signaling.commands import (

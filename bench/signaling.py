@@ -2,9 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/signaling.py            # about 3 minutes
-    .venv/bin/python bench/signaling.py --quick    # about 1 minute, 1,000 idle clients
-    .venv/bin/python bench/signaling.py --idle 10000
+    .venv/bin/python -m bench.signaling            # about 3 minutes
+    .venv/bin/python -m bench.signaling --quick    # about 1 minute, 1,000 idle clients
+    .venv/bin/python -m bench.signaling --idle 10000
 
 Three servers, each in its own process on 127.0.0.1:
 
