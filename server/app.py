@@ -98,5 +98,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             await desk.close()
         await engine.dispose()
 
+    async def shutting_down(app: web.Application) -> None:
+        await router.shutting_down()
+
+    app.on_shutdown.append(shutting_down)
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -187,6 +187,8 @@ class RedisRouter:
         self._generation: int | None = None
         self._board: dict[str, Any] = {"queues": [], "clerks": [], "calls": [], "kiosks_online": 0}
         self.leader: Any = None  # the Leader while this node leads (server.live.leader)
+        self._closing = False
+        self.closing = asyncio.Event()  # set when the node stops: the leader stands down on it even if a cancel is lost
 
     # -- the router's face
 
@@ -198,6 +200,8 @@ class RedisRouter:
         self._local.pop(sid, None)
 
     async def submit(self, cmd: Command) -> Answer:
+        if self._closing:
+            return Answer(None, SignalingError(errors.UNAVAILABLE, "this node is shutting down; nothing was done"))
         req = f"{next(self._ids)}"
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[req] = future
@@ -237,19 +241,31 @@ class RedisRouter:
     async def start(self) -> None:
         await self.redis.ping()
         await self._heartbeat_once()
-        self._tasks = [asyncio.create_task(self._deliver(), name="deliver"),
-                       asyncio.create_task(self._heartbeat(), name="heartbeat"),
-                       asyncio.create_task(self._elect(), name="elect")]
+        self._tasks = [asyncio.create_task(self._deliver(), name=f"deliver {self.node}"),
+                       asyncio.create_task(self._heartbeat(), name=f"heartbeat {self.node}"),
+                       asyncio.create_task(self._elect(), name=f"elect {self.node}")]
         self.identities.on_roster_change(self.roster_changed)
         logger.info("node %s joined the cluster", self.node)
 
+    async def shutting_down(self) -> None:
+        """The server is stopping: answer what waits for the leader now, rather than when its wait runs out."""
+        self._closing = True
+        self.closing.set()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(Answer(None, SignalingError(errors.UNAVAILABLE, "this node is shutting down")))
+
     async def close(self) -> None:
+        await self.shutting_down()
+        leading = self.leader is not None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):
+            if leading:  # hand the lead on at once, not when the lease runs out
+                await self.redis.eval(RELEASE, 1, self.keys.leader, self.node)
             await self.redis.delete(self.keys.node(self.node))
         await self.redis.aclose()
 
@@ -278,7 +294,7 @@ class RedisRouter:
             self._board = msgspec.json.decode(board)
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 await self._heartbeat_once()
@@ -288,7 +304,7 @@ class RedisRouter:
     async def _elect(self) -> None:
         from server.live.leader import Leader
 
-        while True:
+        while not self._closing:
             try:
                 if await self.redis.set(self.keys.leader, self.node, nx=True, px=self.lease_ms):
                     self.leader = Leader(self)
@@ -307,7 +323,7 @@ class RedisRouter:
     async def _deliver(self) -> None:
         """Carry out what the leader tells this node, in order."""
         last = "$"
-        while True:
+        while not self._closing:  # besides the cancel, which a read timing out at that moment can swallow
             try:
                 found: Any = await self.redis.xread({self.keys.out(self.node): last}, block=1000, count=500)
             except (aioredis.RedisError, OSError) as exc:

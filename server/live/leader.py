@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 SNAPSHOT_EVERY_S = 5.0
 BOARD_EVERY_S = 1.0
 ROSTER_EVERY_S = 60.0
+JOURNAL_BLOCK_MS = 500  # how long the reader waits for the next entry before it looks whether to stop
 
 
 class LeaseLostError(RuntimeError):
@@ -65,6 +66,7 @@ class Leader:
         self._dead: set[str] = set()
         self._snapshot_at = 0.0
         self._snapshot_applied = -1
+        self._stopping = False
 
     @property
     def switch(self) -> Switch:
@@ -82,22 +84,27 @@ class Leader:
     async def run(self) -> None:
         started = time.monotonic()
         self.epoch, committed = await take_lead(self.router.files.engine, self.node)
-        renew = asyncio.create_task(self._renew(), name="renew-lease")
+        renew = asyncio.create_task(self._renew(), name=f"renew-lease {self.node}")
         try:
             await self._take_over(committed)
             logger.warning("node %s leads the cluster (fencing token %d) after %.2f s", self.node, self.epoch,
                            time.monotonic() - started)
-            chores = asyncio.create_task(self._chores(), name="leader-chores")
-            follow = asyncio.create_task(self._follow_journal(), name="follow-journal")
+            chores = asyncio.create_task(self._chores(), name=f"leader-chores {self.node}")
+            follow = asyncio.create_task(self._follow_journal(), name=f"follow-journal {self.node}")
+            closing = asyncio.create_task(self.router.closing.wait(), name=f"closing {self.node}")
             try:
-                done, _ = await asyncio.wait([renew, chores, follow], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([renew, chores, follow, closing], return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    task.result()  # the reason it stopped leading, raised
+                    task.result()  # the reason it stopped leading, raised (or None: the node stops)
             finally:
+                # the journal's reader stops between entries, never inside one (a command is applied whole)
+                self._stopping = True
+                chores.cancel()
+                closing.cancel()
                 for task in (chores, follow):
-                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                        await asyncio.wait_for(asyncio.shield(task), JOURNAL_BLOCK_MS / 1000 + 5)
+                    task.cancel()
         finally:
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -155,8 +162,8 @@ class Leader:
                                                   "at": repr(self.router.clock.now())})
 
     async def _follow_journal(self) -> None:
-        while True:
-            found: Any = await self.redis.xread({self.keys.journal: self.last}, block=1000, count=200)
+        while not self._stopping:
+            found: Any = await self.redis.xread({self.keys.journal: self.last}, block=JOURNAL_BLOCK_MS, count=200)
             for _, entries in found:
                 for entry_id, fields in entries:
                     await self._apply(entry_id.decode(), fields)

@@ -49,6 +49,9 @@ class Router(Protocol):
 
     async def start(self) -> None: ...
 
+    async def shutting_down(self) -> None:
+        """The server stops taking requests: answer what still waits at once."""
+
     async def close(self) -> None: ...
 
 
@@ -123,6 +126,9 @@ class LocalRouter:
 
     async def roster(self) -> tuple[ClerkCard, ...]:
         return tuple(c.card() for c in await self.identities.clerks() if not c.revoked and c.role == "clerk")
+
+    async def shutting_down(self) -> None:
+        pass  # the writer answers every command it takes; nothing waits on another node
 
     async def _refresh_roster(self) -> None:
         while True:
