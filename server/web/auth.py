@@ -28,6 +28,7 @@ from server.keys import DB, IDENTITIES
 from server.records.db import web_sessions
 from server.records.identities import Clerk
 from server.web.i18n import translations
+from server.web.urls import local_path
 
 SESSION_COOKIE = "vw_session"
 LOGIN_CSRF_COOKIE = "vw_login_csrf"
@@ -118,9 +119,7 @@ def require_role(*roles: str) -> Callable[[View], View]:
 
 
 def _safe_next(value: str | None, user: Clerk) -> str:
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):  # browsers read /\ as //
-        return value
-    return "/admin" if user.is_admin else "/clerk"
+    return local_path(value, "/admin" if user.is_admin else "/clerk")
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:

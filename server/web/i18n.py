@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -27,6 +27,8 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+from server.web.urls import local_path
 
 LOCALE_DIR = Path(__file__).resolve().parents[2] / "client" / "locale"
 KIOSK = "kiosk"
@@ -230,10 +232,7 @@ def js_catalog(request: web.Request, domain: str, langs: Sequence[str]) -> dict[
 
 def _safe_next(value: str | None) -> str:
     """A local path to go back to (never another site)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    parts = urlsplit(value)
-    return "/" if parts.scheme or parts.netloc else value
+    return local_path(value, "/")
 
 
 async def switch_language(request: web.Request) -> web.StreamResponse:
