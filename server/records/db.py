@@ -11,7 +11,9 @@ Times are stored as UTC epoch seconds (float); dates as ISO strings.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +214,27 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=f"{backend}+{wanted}").render_as_string(hide_password=False)
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+PRIVATE_MODE = 0o600
+
+
+def private_sqlite_file(url: str) -> None:
+    """A SQLite database readable by this user alone, as the recordings are: created 0600 before SQLite first
+    opens it (SQLite gives its -wal, -shm and -journal files the database file's mode), and an existing one
+    (with its side files) put back to 0600. Nothing for another database or an in-memory one."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_MODE))
+    for file in (path, *(path.with_name(path.name + side) for side in SQLITE_SIDE_FILES)):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(file, PRIVATE_MODE)
+
+
 def make_engine(url: str) -> AsyncEngine:
+    private_sqlite_file(url)
     engine = create_async_engine(async_url(url))
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine.sync_engine, "connect")
@@ -235,8 +257,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (blocking; run it before serving or in a thread)."""
-    if url.startswith("sqlite"):
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

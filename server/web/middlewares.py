@@ -14,13 +14,32 @@ CSP = (
 )
 
 
+CACHEABLE_PREFIX = "/static/"  # the only answers without personal data that a cache may keep
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    if response.prepared:  # a WebSocket or a file already on its way: its headers are gone
+        return
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self)")
+    if not request.path.startswith(CACHEABLE_PREFIX):
+        headers.setdefault("Cache-Control", "no-store")
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self)")
+    """The security headers on every answer, redirects and errors (raised as exceptions) included; and
+    ``Cache-Control: no-store`` on everything but the static files: staff pages, their APIs and the
+    redirects and errors around them carry personal data or say who is logged in."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _secure(request, exc)
+        raise
+    _secure(request, response)
     return response
 
 
