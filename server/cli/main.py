@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.cli.logs import OneLineFormatter
 from server.records import db
 from server.records.identities import IdentityStore
 from server.settings import Settings, SettingsError, load_settings
@@ -319,8 +320,9 @@ async def _bot(args: argparse.Namespace) -> int:
 
 def configure_logging(verbose: bool) -> None:
     """The command's logging: INFO (DEBUG with --verbose); routing decisions and media stacks only when verbose."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     if not verbose:
         logging.getLogger("server.live.writer").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)

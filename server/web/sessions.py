@@ -50,6 +50,8 @@ from server.web.pages import (
 
 # ---------------------------------------------------------------- sessions
 
+MAX_WAIT_MINUTES = 100_000  # past any real wait; a larger number (or inf, NaN) is refused with the reason
+
 
 @dataclass
 class SessionQuery:
@@ -102,11 +104,11 @@ def parse_session_query(query: Mapping[str, str], settings: Settings) -> Session
     if min_wait:
         try:
             q.min_wait = float(min_wait)
-            if q.min_wait < 0:
+            if not 0 <= q.min_wait <= MAX_WAIT_MINUTES:  # NaN too
                 raise ValueError
         except ValueError:
             q.min_wait = None
-            q.problems.append("wait over: give a number of minutes, 0 or more")
+            q.problems.append(f"wait over: give a number of minutes from 0 to {MAX_WAIT_MINUTES}")
     return q
 
 

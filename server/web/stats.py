@@ -77,15 +77,26 @@ class Period:
         return f"{self.start.isoformat()}_{self.end.isoformat()}"
 
 
+# The dates a period may start or end on: a default period counts back from its end and a period's bounds run
+# to the midnight after it, which must stay within Python's dates (9999-12-31 or 0001-01-01 gave a 500).
+FIRST_DATE = dt.date(1970, 1, 1)
+LAST_DATE = dt.date(9998, 12, 31)
+
+
 def parse_date(text: str | None) -> dt.date | None:
-    """An ISO date (YYYY-MM-DD), or None for empty text; ValueError for anything else."""
+    """An ISO date (YYYY-MM-DD) from :data:`FIRST_DATE` to :data:`LAST_DATE`, or None for empty text;
+    ValueError, saying why, for anything else."""
     text = (text or "").strip()
     if not text:
         return None
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
+        raise ValueError(f"{text[:40]!r} is not a date of the form YYYY-MM-DD") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise ValueError(f"{text!r} is outside the dates the records can hold "
+                         f"({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})")
+    return day
 
 
 def parse_period(start: str | None, end: str | None, today: dt.date,

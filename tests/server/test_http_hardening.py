@@ -3,6 +3,7 @@ a records database only its owner can read, and bad query input answered without
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 
@@ -94,3 +95,58 @@ async def test_an_existing_database_is_made_private_again(tmp_path: Path) -> Non
     assert stat.S_IMODE((tmp_path / "records.sqlite3-wal").stat().st_mode) == 0o600
 
 
+
+
+BAD_QUERIES = ["/sessions?page=9223372036854775807", "/sessions?page=-9223372036854775809", "/sessions?to=9999-12-31",
+               "/sessions?from=0001-01-01&to=0001-01-01", "/sessions?from=9999-12-31", "/sessions?to=2026-02-30",
+               "/sessions?min_wait=1e400", "/sessions?min_wait=nan", "/sessions?min_wait=-inf",
+               "/stats?to=9999-12-31", "/stats?from=0001-01-01&to=0001-01-05", "/stats?to=0001-01-05",
+               "/stats?from=9999-12-31&to=9999-12-31", "/followups?page=9223372036854775807",
+               "/sessions?to=" + "9" * 5000]
+
+
+@pytest.mark.parametrize("path", BAD_QUERIES)
+async def test_bad_query_input_is_explained_never_a_server_error(client: Client, path: str) -> None:
+    await login(client, *ADMIN)
+    resp = await client.get(path)
+    assert resp.status == 200, (path, resp.status, (await resp.text())[:2000])
+    html = await resp.text()
+    if "page=" not in path:
+        assert 'class="vwa-errors"' in html, path  # the reason is on the page
+
+
+@pytest.mark.parametrize("query", ["to=9999-12-31", "from=0001-01-01&to=0001-01-05", "to=not-a-date"])
+async def test_a_csv_export_with_bad_dates_is_a_400_saying_why(client: Client, query: str) -> None:
+    await login(client, *ADMIN)
+    for what in ("sessions", "matters"):
+        resp = await client.get(f"/stats/export/{what}.csv?{query}")
+        assert resp.status == 400, (query, resp.status)
+        text = await resp.text()
+        assert "outside the dates" in text or "is not a date" in text, text
+
+
+def test_ids_with_line_breaks_cannot_forge_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """What `vwindow serve` logs through (configure_logging): one record, one line, whatever a client sent."""
+    from server.cli.main import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = []
+    try:
+        configure_logging(verbose=False)
+        log = logging.getLogger("server.web.auth")
+        log.warning("login failed for %s", "x\n2026-12-02 10:00:00,000 INFO server.web.auth: login ok admin\r\u2028")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("call %s failed", "c-1\nFORGED")
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0].endswith("login failed for x\\x0a2026-12-02 10:00:00,000 INFO server.web.auth: login ok admin"
+                             "\\x0d\\u2028"), lines
+    assert "call c-1\\x0aFORGED failed" in lines[1]
+    assert "Traceback (most recent call last):" in lines[2]  # the server's own traceback keeps its lines
+    assert not any(line.startswith(("2026-12-02 10:00", "FORGED")) for line in lines)
