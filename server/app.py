@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.keys import DB, DESK, EVIDENCE, IDENTITIES, RECORDS, ROUTER, SETTINGS, SIO
+from server.keys import DB, DESK, EVIDENCE, IDENTITIES, LOGINS, PROXIES, RECORDS, ROUTER, SETTINGS, SIO
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.router import make_router
@@ -26,7 +26,9 @@ from server.records.identities import Clerk, IdentityStore
 from server.settings import Settings
 from server.web import auth, i18n
 from server.web.auth import session_middleware
+from server.web.logins import LoginThrottle
 from server.web.middlewares import security_headers, storable_text
+from server.web.proxies import Proxies
 from server.web.routes import setup_routes
 from signaling.commands import RecorderLost
 
@@ -38,8 +40,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app[SETTINGS] = settings
     engine = make_engine(settings.db_url)
     app[DB] = engine
-    identities = IdentityStore(engine)
+    identities = IdentityStore(engine, settings.password_hash_workers)
     app[IDENTITIES] = identities
+    clock = clock or SystemClock()
+    app[LOGINS] = LoginThrottle.build(settings.login_failures_per_account, settings.login_failures_per_address,
+                                      settings.login_window_s, settings.login_backoff_max_s, clock.now)
+    proxies = Proxies(settings.proxy_networks())
+    app[PROXIES] = proxies
 
     sio = make_socketio_server(settings)
     sio.attach(app)
@@ -50,7 +57,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     evidence = RecordingStore(records, settings.recordings_root)
     app[EVIDENCE] = evidence
     desk = RecordingDesk(evidence, settings.recording_workers) if settings.records_calls else None
-    router = make_router(settings, CaseFiles(engine), identities, sio, clock or SystemClock(), desk)
+    router = make_router(settings, CaseFiles(engine), identities, sio, clock, desk)
     if desk is not None:
         async def interrupted(call_id: str, participant: str) -> None:
             await router.submit(RecorderLost(call_id, participant))  # type: ignore[arg-type]
@@ -96,6 +103,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         await router.close()
         if desk is not None:
             await desk.close()
+        identities.passwords.close()
         await engine.dispose()
 
     async def shutting_down(app: web.Application) -> None:

@@ -12,6 +12,8 @@ from server.records.chain import Records
 from server.records.evidence import RecordingStore
 from server.records.identities import IdentityStore
 from server.settings import Settings
+from server.web.logins import LoginThrottle
+from server.web.proxies import Proxies
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", AsyncEngine)
@@ -21,3 +23,5 @@ ROUTER = web.AppKey("router", Router)
 DESK = web.AppKey("desk", RecordingDesk)  # absent when no field of this server records its calls
 SIO = web.AppKey("sio", socketio.AsyncServer)
 EVIDENCE = web.AppKey("evidence", RecordingStore)
+LOGINS = web.AppKey("logins", LoginThrottle)
+PROXIES = web.AppKey("proxies", Proxies)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -56,6 +57,13 @@ class Settings:
     recording_retention_days: int = 180
     recording_purge_interval_s: float = 3600.0
     recording_playback_clerk: bool = False
+    password_hash_workers: int = 2
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_window_s: float = 900.0
+    login_backoff_max_s: float = 300.0
+    trusted_proxies: list[str] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
@@ -82,6 +90,10 @@ class Settings:
             recording_retention_days=self.recording_retention_days, ice_servers=tuple(self.ice_servers),
             turn_secret=self.turn_secret, turn_ttl_s=self.turn_ttl_s)
 
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The addresses whose X-Forwarded-* headers are believed (``trusted_proxies``: addresses or networks)."""
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies if p.strip())
+
     @property
     def db_url(self) -> str:
         """The records database: ``database_url``, or SQLite under the data directory."""
@@ -104,7 +116,9 @@ _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "q
             "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
             "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
             "reconnect_grace_s", "recordings_dir", "recording_workers", "recording_retention_days",
-            "recording_purge_interval_s", "recording_playback_clerk")
+            "recording_purge_interval_s", "recording_playback_clerk", "password_hash_workers",
+            "login_failures_per_account", "login_failures_per_address", "login_window_s", "login_backoff_max_s",
+            "trusted_proxies", "allowed_origins")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -220,6 +234,16 @@ def load_settings(
     for name in ("recording_workers", "recording_retention_days"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name}: must be 0 or more, not {getattr(settings, name)}")
+    if settings.password_hash_workers < 1:
+        raise SettingsError(f"password_hash_workers: must be 1 or more, not {settings.password_hash_workers}")
+    for name in ("login_failures_per_account", "login_failures_per_address", "login_window_s",
+                 "login_backoff_max_s"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name}: must be more than 0, not {getattr(settings, name)}")
+    try:
+        settings.proxy_networks()
+    except ValueError as exc:
+        raise SettingsError(f"trusted_proxies: {exc}") from None
     if settings.recording_purge_interval_s <= 0:
         raise SettingsError("recording_purge_interval_s: must be more than 0, "
                             f"not {settings.recording_purge_interval_s}")

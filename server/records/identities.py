@@ -6,11 +6,14 @@ hashes: a token is shown once, when issued. Passwords are argon2 hashes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -18,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.records.batching import BatchedLookup
-from server.records.db import kiosks, users
+from server.records.db import kiosks, users, web_sessions
 from signaling.commands import ClerkCard, KioskCard
 
 _hasher = PasswordHasher()
@@ -26,6 +29,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 ROLES = ("clerk", "admin")
+T = TypeVar("T")
 
 
 def hash_token(token: str) -> str:
@@ -92,9 +96,58 @@ def _kiosk(row: sa.Row[tuple[object, ...]]) -> Kiosk:
 RosterListener = Callable[[], Awaitable[None]]
 
 
+class PasswordCheckBusyError(Exception):
+    """More password checks wait than the pool takes: answer "busy" at once rather than queue without bound."""
+
+
+class PasswordPool:
+    """argon2 hashing and verifying (64 MiB and ~0.1-0.3 s of CPU each) in a few threads, never on the event
+    loop that relays signaling. argon2-cffi releases the GIL while it hashes. At most ``workers * WAITING_PER``
+    checks wait; one more raises :class:`PasswordCheckBusyError`."""
+
+    WAITING_PER_WORKER = 4
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending = 0
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2")
+        return self._pool
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pending >= self.workers * self.WAITING_PER_WORKER:
+            raise PasswordCheckBusyError(f"{self._pending} password checks are waiting")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return True
+
+
+def _hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
 class IdentityStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, password_workers: int = 2) -> None:
         self.engine = engine
+        self.passwords = PasswordPool(password_workers)
         # a connection's token is looked up in its handshake; handshakes that come together share a query
         self._kiosk_tokens = BatchedLookup[str, Kiosk](self._kiosks_by_token_hash)
         self._clerk_tokens = BatchedLookup[str, Clerk](self._clerks_by_token_hash)
@@ -157,11 +210,12 @@ class IdentityStore:
         prefix = "c-" if role == "clerk" else "a-"
         user = Clerk(prefix + secrets.token_hex(4), name, center, tuple(fields or ()), tuple(regions or ()),
                      tuple(languages or ()), role=role, username=username)
+        password_hash = await self.passwords.run(_hash_password, password) if password else None
         async with self.engine.begin() as conn:
             await conn.execute(users.insert().values(
                 id=user.id, role=role, username=username, name=name, center=center, fields=list(user.fields),
                 regions=list(user.regions), languages=list(user.languages),
-                password_hash=_hasher.hash(password) if password else None,
+                password_hash=password_hash,
                 token_hash=hash_token(token) if token else None, demo=demo, created_at=time.time(),
             ))
         if role == "clerk":
@@ -194,9 +248,12 @@ class IdentityStore:
         return token if res.rowcount == 1 else None
 
     async def set_password(self, user_id: str, password: str) -> bool:
+        """A new password; every login session of the user ends with the old one (in the same transaction)."""
+        password_hash = await self.passwords.run(_hash_password, password)
         async with self.engine.begin() as conn:
             res = await conn.execute(users.update().where(users.c.id == user_id)
-                                     .values(password_hash=_hasher.hash(password)))
+                                     .values(password_hash=password_hash))
+            await conn.execute(web_sessions.delete().where(web_sessions.c.user_id == user_id))
             return res.rowcount == 1
 
     async def clerk_by_token(self, token: str) -> Clerk | None:
@@ -213,9 +270,7 @@ class IdentityStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(users.select().where(users.c.username == username))).first()
         stored = row._mapping["password_hash"] if row is not None else None
-        try:
-            _hasher.verify(stored or _DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
+        if not await self.passwords.run(_verify, stored or _DUMMY_HASH, password):
             return None
         if row is None or stored is None or row._mapping["revoked_at"] is not None:
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -24,11 +25,14 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.keys import DB, IDENTITIES
+from server.keys import DB, IDENTITIES, LOGINS, PROXIES, RECORDS, ROUTER
 from server.records.db import web_sessions
-from server.records.identities import Clerk
+from server.records.identities import Clerk, PasswordCheckBusyError
 from server.web.i18n import translations
+from server.web.logins import account_key, log_login
 from server.web.urls import local_path
+
+logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "vw_session"
 LOGIN_CSRF_COOKIE = "vw_login_csrf"
@@ -91,7 +95,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     response = await handler(request)
     if request.path == "/login" and found is None and LOGIN_CSRF_COOKIE not in request.cookies:
         response.set_cookie(LOGIN_CSRF_COOKIE, request[CSRF_KEY], httponly=True, samesite="Strict",
-                            secure=request.secure, path="/login")
+                            secure=request.app[PROXIES].is_https(request), path="/login")
     return response
 
 
@@ -129,37 +133,78 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     })
 
 
+def _login_form(request: web.Request, next_value: object, error: str, status: int) -> web.Response:
+    response: web.Response = aiohttp_jinja2.render_template("login.html", request, {
+        "csrf_token": csrf_token(request), "next": next_value or "", "error": error, "user": None,
+    })
+    response.set_status(status)
+    return response
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    user = await request.app[IDENTITIES].authenticate(username, password) if username and password else None
-    if user is None:
-        response = aiohttp_jinja2.render_template("login.html", request, {
-            "csrf_token": csrf_token(request), "next": form.get("next", ""),
-            "error": translations(request).gettext("Wrong username or password."), "user": None,
-        })
-        response.set_status(401)
+    app = request.app
+    throttle = app[LOGINS]
+    address = app[PROXIES].client_address(request)
+    account = account_key(username)
+    tr = translations(request)
+    wait = throttle.wait_s(account, address, throttle.now())
+    if wait > 0:  # not checked: no hashing for whoever keeps guessing
+        logger.warning("login refused: %r from %s must wait %d s after failed logins", username[:100], address, wait)
+        response = _login_form(request, form.get("next"), tr.ngettext(
+            "Too many failed logins. Wait %(num)d second, then try again.",
+            "Too many failed logins. Wait %(num)d seconds, then try again.", wait) % {"num": wait}, 429)
+        response.headers["Retry-After"] = str(wait)
         return response
+    try:
+        user = await app[IDENTITIES].authenticate(username, password) if username and password else None
+    except PasswordCheckBusyError:
+        logger.warning("login of %r from %s answered busy: too many password checks waiting", username[:100], address)
+        response = _login_form(request, form.get("next"), tr.gettext(
+            "The server is busy checking other logins. Try again in a few seconds."), 503)
+        response.headers["Retry-After"] = "5"
+        return response
+    if user is None:
+        throttle.failed(account, address, throttle.now())
+        await log_login(app[RECORDS], ok=False, username=username, address=address,
+                        reason="wrong username or password" if username and password else "empty field")
+        return _login_form(request, form.get("next"), tr.gettext("Wrong username or password."), 401)
+    throttle.succeeded(account)
+    await log_login(app[RECORDS], ok=True, username=username, address=address, user_id=user.id)
     session_id = secrets.token_urlsafe(32)
     now = time.time()
-    async with request.app[DB].begin() as conn:
+    async with app[DB].begin() as conn:
         # expired sessions go whenever someone logs in, so the table never grows without bound
         await conn.execute(web_sessions.delete().where(web_sessions.c.expires_at <= now))
         await conn.execute(web_sessions.insert().values(
             id_hash=_hash(session_id), user_id=user.id, csrf=secrets.token_urlsafe(24), created_at=now,
             expires_at=now + SESSION_TTL_S))
     response = web.HTTPSeeOther(_safe_next(str(form.get("next", "")), user))
-    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="Strict", secure=request.secure,
-                        max_age=SESSION_TTL_S, path="/")
+    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="Strict",
+                        secure=app[PROXIES].is_https(request), max_age=SESSION_TTL_S, path="/")
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
     raise response
 
 
+async def end_sessions(app: web.Application, user: Clerk) -> None:
+    """Every login session of ``user`` ends (their cookies stop working at once) and their open clerk console
+    is cut off, through the core's revocation path (the one that cuts off a revoked clerk); the roster is read
+    again at once, so the clerk stays on record and may connect again."""
+    async with app[DB].begin() as conn:
+        await conn.execute(web_sessions.delete().where(web_sessions.c.user_id == user.id))
+    if user.role == "clerk":
+        router = app[ROUTER]
+        await router.revoke(user.id)
+        await router.roster_changed()
+
+
 async def logout(request: web.Request) -> web.StreamResponse:
-    session_id = request.cookies.get(SESSION_COOKIE)
-    if session_id:
-        async with request.app[DB].begin() as conn:
-            await conn.execute(web_sessions.delete().where(web_sessions.c.id_hash == _hash(session_id)))
+    """Log out: every session of this user ends, on every browser, and their open console is disconnected."""
+    user = current_user(request)
+    if user is not None:
+        await end_sessions(request.app, user)
+        logger.info("logout: %s (%s); all of their sessions ended", user.username, user.id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

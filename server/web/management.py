@@ -15,8 +15,9 @@ from server.keys import DB, IDENTITIES, ROUTER, SETTINGS
 from server.records.db import users
 from server.records.identities import Clerk
 from server.settings import Settings
-from server.web.auth import require_role
+from server.web.auth import end_sessions, require_role
 from server.web.i18n import translations
+from server.web.logins import recent_failures
 from server.web.pages import (
     admin_action,
     render,
@@ -88,7 +89,7 @@ async def _clerks_response(request: web.Request, form: ClerkForm | None = None, 
     settings = request.app[SETTINGS]
     response = render("admin_clerks.html", request, {
         "clerks": await request.app[IDENTITIES].clerks(), "form": form or ClerkForm(languages=[settings.languages[0]]),
-        "issued": issued, "languages": settings.languages,
+        "issued": issued, "languages": settings.languages, "failed_logins": await recent_failures(request.app[DB]),
     }, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -164,6 +165,7 @@ async def edit_clerk(request: web.Request) -> web.StreamResponse:
                                   regions=form.regions, languages=form.languages)
     if form.password:
         await identities.set_password(clerk.id, form.password)
+        await end_sessions(request.app, clerk)  # logged in with the old password: out, console included
     await admin_action(request, "clerk_changed", clerk_id=clerk.id, name=form.name, center=form.center,
                        fields=form.fields, regions=form.regions, languages=form.languages,
                        password_changed=bool(form.password))
