@@ -37,6 +37,7 @@ from socketio import packet as sio_packet
 
 from server.live.presence import CLERK_NS, KIOSK_NS
 from server.settings import Settings
+from server.web.proxies import Proxies, same_origin_check
 from signaling import errors
 from signaling.messages import RESERVED_EVENTS
 
@@ -372,7 +373,8 @@ def make_socketio_server(settings: Settings) -> socketio.AsyncServer:
         client_manager=DirectManager(),
         serializer=JsonPacket,
         json=JsonCodec,
-        cors_allowed_origins=[],  # same origin only
+        # a browser's handshake from another site is refused (an empty list turned the check off)
+        cors_allowed_origins=same_origin_check(Proxies(settings.proxy_networks()), settings.allowed_origins),
         namespaces=[KIOSK_NS, CLERK_NS],  # the default namespace "/" takes no sockets
         ping_interval=settings.ping_interval_s,
         ping_timeout=settings.ping_timeout_s,
