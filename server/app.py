@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.keys import DB, DESK, EVIDENCE, IDENTITIES, LOGINS, PROXIES, RECORDS, ROUTER, SETTINGS, SIO
+from server.keys import DB, DESK, EVIDENCE, IDENTITIES, LOGINS, PLAYBACKS, PROXIES, RECORDS, ROUTER, SETTINGS, SIO
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.router import make_router
@@ -28,6 +28,7 @@ from server.web import auth, i18n
 from server.web.auth import session_middleware
 from server.web.logins import LoginThrottle
 from server.web.middlewares import security_headers, storable_text
+from server.web.playbacks import PlaybackLog
 from server.web.proxies import Proxies
 from server.web.routes import setup_routes
 from signaling.commands import RecorderLost
@@ -47,6 +48,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
                                       settings.login_window_s, settings.login_backoff_max_s, clock.now)
     proxies = Proxies(settings.proxy_networks())
     app[PROXIES] = proxies
+    app[PLAYBACKS] = PlaybackLog(clock.now)
 
     sio = make_socketio_server(settings)
     sio.attach(app)

@@ -13,6 +13,7 @@ from server.records.evidence import RecordingStore
 from server.records.identities import IdentityStore
 from server.settings import Settings
 from server.web.logins import LoginThrottle
+from server.web.playbacks import PlaybackLog
 from server.web.proxies import Proxies
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,3 +26,4 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 EVIDENCE = web.AppKey("evidence", RecordingStore)
 LOGINS = web.AppKey("logins", LoginThrottle)
 PROXIES = web.AppKey("proxies", Proxies)
+PLAYBACKS = web.AppKey("playbacks", PlaybackLog)

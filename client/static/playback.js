@@ -12,8 +12,9 @@
  * drifts more than DRIFT_S. Before its start and after its end a video waits, paused. When neither recording
  * covers a stretch of the timeline, the clock runs on by itself.
  *
- * Nothing is fetched before Play (preload="none"): the server logs a playback when a recording's first bytes
- * are asked for. An ES module, no build step (the pages' CSP forbids inline scripts).
+ * Nothing is fetched before Play (preload="none"): the server logs a playback when a recording's bytes are
+ * first sent under the page view's playback id (data-playback, also in each video's src). An ES module, no
+ * build step (the pages' CSP forbids inline scripts).
  */
 
 import { readData } from './shared/dom.js';
@@ -214,7 +215,9 @@ function setupPlayer(root) {
       video.dataset.recordingId = button.dataset.showRecording;
       video.dataset.startedAt = button.dataset.startedAt;
       video.dataset.duration = button.dataset.duration;
-      video.src = `/recordings/${encodeURIComponent(button.dataset.showRecording)}`;
+      // the page view's playback id: the server logs this recording's playback once, not each range request
+      const playback = encodeURIComponent(root.dataset.playback || '');
+      video.src = `/recordings/${encodeURIComponent(button.dataset.showRecording)}?playback=${playback}`;
       const label = track.figure.querySelector('[data-role="start"]');
       if (label) label.textContent = button.dataset.startLabel || '';
       layout();

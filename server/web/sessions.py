@@ -4,10 +4,11 @@ The detail page lists the call's recordings and plays the visitor's and the
 clerk's side by side (``client/static/playback.js`` keeps them in sync); the
 files come from ``/recordings/{id}`` (:func:`play_recording`), with HTTP
 range requests. Only administrators may play recordings, and the clerk of the
-call when ``recording_playback_clerk`` is set. Each playback is logged as a
-``recording_played`` event: a request from byte 0 (or without a Range) starts
-a playback and is logged; the browser's further range requests of the same
-playback (buffering, seeking) are not.
+call when ``recording_playback_clerk`` is set. Every response that returns
+bytes of a recording is logged as a ``recording_played`` event, except the
+browser's further range requests of one playback (buffering, seeking), which
+the page's playback id ties to the first (:mod:`server.web.playbacks`). A
+request that returns no bytes (416, HEAD, an empty file) is not a playback.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import dataclasses
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.keys import DB, EVIDENCE, IDENTITIES, RECORDS, SETTINGS
+from server.keys import DB, EVIDENCE, IDENTITIES, PLAYBACKS, RECORDS, SETTINGS
 from server.records.db import calls, followups, kiosks, matters, ratings, users
 from server.records.evidence import PARTICIPANTS, RecordingStore
 from server.records.identities import Clerk
@@ -244,13 +247,14 @@ async def session_detail(request: web.Request) -> web.StreamResponse:
     recs = await call_recordings(request.app[EVIDENCE], call_id)
     can_play = may_play(user, call, settings)
     players = side_by_side(recs) if can_play else []
+    playback = request.app[PLAYBACKS].issue(user.id, call_id) if players else ""
     return render("sessions_detail.html", request, {
         "call": call, "case_calls": case_calls, "timeline": timeline, "matters": call_matters,
         "followups": call_followups, "rating": dict(rating._mapping) if rating else None, "chain": chain,
         "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": await _actor_names(engine, timeline),
         "outcomes": OUTCOMES, "end_reasons": END_REASONS, "scores": SCORES, "kinds": FOLLOWUP_KINDS,
         "fmt_time": functools.partial(fmt_time, tz=settings.tz), "fmt_duration": fmt_duration,
-        "recordings": recs, "players": players, "can_play": can_play,
+        "recordings": recs, "players": players, "can_play": can_play, "playback": playback,
         "play_total_s": max((p["offset_s"] + p["duration_s"] for p in players), default=0.0),
         "participants": PARTICIPANT_NAMES, "fmt_size": fmt_size, "deleted_note": functools.partial(
             deleted_note, tz=settings.tz, gettext=translations(request).gettext),
@@ -260,7 +264,7 @@ async def session_detail(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- recordings
 
 PARTICIPANT_NAMES = {"visitor": N_("Visitor"), "clerk": N_("Clerk")}  # translated where shown
-_RANGE_FROM_START = re.compile(r"^\s*bytes\s*=\s*0+\s*-")
+PLAYBACK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def may_play(user: Clerk, call: Mapping[str, Any] | None, settings: Settings) -> bool:
@@ -268,11 +272,6 @@ def may_play(user: Clerk, call: Mapping[str, Any] | None, settings: Settings) ->
     if user.is_admin:
         return True
     return settings.recording_playback_clerk and call is not None and call["clerk_id"] == user.id
-
-
-def starts_playback(range_header: str | None) -> bool:
-    """Whether a request for a recording starts a playback: no Range, or a Range from byte 0."""
-    return range_header is None or bool(_RANGE_FROM_START.match(range_header))
 
 
 def fmt_size(size: int) -> str:
@@ -337,9 +336,38 @@ async def play_recording(request: web.Request) -> web.StreamResponse:
     path = store.file_of(row)
     if not await asyncio.to_thread(path.is_file):
         raise web.HTTPNotFound(text="the file of this recording is missing (vwindow records verify reports it)")
-    range_header = request.headers.get("Range")
-    if request.method == "GET" and starts_playback(range_header):
-        await store.log_played(row, f"user:{user.id}", {"name": user.name, "range": range_header or "all"})
-    return web.FileResponse(path, headers={
+    playback = request.query.get("playback", "")
+    if not PLAYBACK_ID.fullmatch(playback):
+        playback = ""
+    playbacks = request.app[PLAYBACKS]
+
+    async def before_bytes(count: int) -> None:
+        if not playbacks.starts(playback, user.id, row["call_id"], row["id"]):
+            return
+        try:
+            await store.log_played(row, f"user:{user.id}", {
+                "name": user.name, "range": request.headers.get("Range", "all")[:100], "bytes": count,
+                "playback": playback})
+        except BaseException:
+            playbacks.unlog(playback, row["id"])
+            raise
+
+    return LoggedFileResponse(path, before_bytes, headers={
         "Content-Type": "video/webm", "Cache-Control": "no-store",
         "Content-Disposition": f'inline; filename="{row["call_id"]}-{path.name}"'})
+
+
+class LoggedFileResponse(web.FileResponse):
+    """A file response that awaits ``before_bytes(count)`` just before it sends any of the file's bytes, and only
+    then: aiohttp decides the status first (206, 200; 416 for a range it cannot satisfy, 304 for a cached
+    copy, nothing for HEAD), and calls ``_sendfile`` only when bytes go out. If the hook raises, nothing is sent."""
+
+    def __init__(self, path: Path, before_bytes: Callable[[int], Awaitable[None]],
+                 headers: Mapping[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._before_bytes = before_bytes
+
+    async def _sendfile(self, request: web.BaseRequest, fobj: IO[Any], offset: int,
+                        count: int) -> AbstractStreamWriter:
+        await self._before_bytes(count)
+        return await super()._sendfile(request, fobj, offset, count)
