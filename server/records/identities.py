@@ -7,8 +7,11 @@ hashes: a token is shown once, when issued. Passwords are argon2 hashes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -102,8 +105,9 @@ class PasswordCheckBusyError(Exception):
 
 class PasswordPool:
     """argon2 hashing and verifying (64 MiB and ~0.1-0.3 s of CPU each) in a few threads, never on the event
-    loop that relays signaling. argon2-cffi releases the GIL while it hashes. At most ``workers * WAITING_PER``
-    checks wait; one more raises :class:`PasswordCheckBusyError`."""
+    loop that relays signaling. argon2-cffi releases the GIL while it hashes, and the threads run at the lowest
+    CPU priority, so a flood of logins takes only the CPU the event loop leaves. At most
+    ``workers * WAITING_PER_WORKER`` checks wait; one more raises :class:`PasswordCheckBusyError`."""
 
     WAITING_PER_WORKER = 4
 
@@ -114,7 +118,8 @@ class PasswordPool:
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2")
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2",
+                                            initializer=_lowest_priority)
         return self._pool
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -130,6 +135,16 @@ class PasswordPool:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+HASHING_NICE = 19
+
+
+def _lowest_priority() -> None:
+    """The hashing thread (and the threads argon2 starts for its lanes, which inherit it) yields the CPU to the
+    event loop: on Linux a thread has a nice value of its own. Elsewhere, or if refused, nothing changes."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
 
 
 def _verify(stored: str, password: str) -> bool:
