@@ -703,14 +703,16 @@ class Bench:
             p.send(cmd)
         return [p.reply() for p in procs]
 
-    def profiler(self, pid: int) -> subprocess.Popen[bytes] | None:
+    def profiler(self, pid: int, output: Path | None = None, seconds: float | None = None) \
+            -> subprocess.Popen[bytes] | None:
         """With --profile: py-spy samples the project's server through the measured window (collapsed stacks)."""
-        if not self.args.profile:
+        output = output or self.args.profile
+        if not output:
             return None
         spy = Path(sys.executable).with_name("py-spy")
         return subprocess.Popen([str(spy if spy.exists() else "py-spy"), "record", "--pid", str(pid), "--nonblocking",
-                                 "--rate", "400", "--duration", str(max(1, int(self.args.seconds))), "--format",
-                                 "raw", "--output", str(self.args.profile)],
+                                 "--rate", "400", "--duration", str(max(1, int(seconds or self.args.seconds))),
+                                 "--format", "raw", "--output", str(output)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # -------------------------------------------------------------- phases
@@ -769,10 +771,13 @@ class Bench:
         proc.reply()
         proc.send({"op": "calls_run", "per_kiosk": 2})  # warm-up
         proc.reply()
+        spy = self.profiler(pid, self.args.profile_calls, 5) if self.args.profile_calls else None
         cpu0 = _cpu_s(pid)
         proc.send({"op": "calls_run", "per_kiosk": self.args.calls_per_kiosk})
         calls = proc.reply()["calls"]
         cpu1 = _cpu_s(pid)
+        if spy is not None:
+            spy.wait()
         proc.send({"op": "teardown"})
         proc.reply()
         return {"call_cpu_ms": (cpu1 - cpu0) / calls * 1000}
@@ -901,6 +906,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(KINDS), help="servers to run, comma-separated (project,socketio,raw)")
     p.add_argument("--profile", type=Path, default=None, metavar="FILE",
                    help="sample the project at 100 calls with py-spy into FILE (collapsed stacks; perturbs figures)")
+    p.add_argument("--profile-calls", type=Path, default=None, metavar="FILE",
+                   help="sample the project through the whole-call phase with py-spy into FILE (collapsed stacks)")
     p.add_argument("--deflate", action="store_true",
                    help="clients ask for permessage-deflate, as browsers do (the project does not agree to it)")
     p.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)

@@ -126,9 +126,11 @@ class KioskBot:
         recording_consent: bool | None = None,
         on_recorder_created: SenderHook | None = None,
         timing: RestartTiming | None = None,
+        reconnect_timeout_s: float = 20.0,
     ) -> None:
-        self.url = url
+        self.url = url  # one server, or several (a list or comma-separated: the nodes of a cluster)
         self.token = token
+        self.reconnect_timeout_s = reconnect_timeout_s  # a lost connection: how long to try the servers again
         self.field = field
         self.language = language
         self.caption = caption
@@ -227,7 +229,7 @@ class KioskBot:
             return  # an event of a peer connection already closed
         msg = item.message
         if msg is None:
-            await self._internal(item)
+            await self._internal(channel, item)
             return
         if call_of(msg) != self.call_id:
             logger.debug("kiosk: %s for another call, ignored", item.event)
@@ -260,13 +262,33 @@ class KioskBot:
             case _:
                 logger.debug("kiosk: %s ignored", item.event)
 
-    async def _internal(self, item: Incoming) -> None:
+    async def _internal(self, channel: Channel, item: Incoming) -> None:
         if item.event == "_pc_state" and self._link is not None:
             await self._link.on_state(str(item.payload.get("state")))
         elif item.event == "_media_timer" and self._link is not None:
             await self._link.on_timer(item.payload)
         elif item.event == "_disconnected":
-            raise BotError(f"disconnected by the server: {item.payload.get('reason')}")
+            if item.payload.get("replaced"):
+                raise BotError(f"disconnected by the server: {item.payload.get('reason')}")
+            await self._reconnect(channel, str(item.payload.get("reason")))
+
+    async def _reconnect(self, channel: Channel, reason: str) -> None:
+        """The connection was lost (its server may be gone): connect again, another node first, and take up the
+        call the server held for this kiosk; its media, peer to peer, went on meanwhile."""
+        logger.warning("kiosk: connection lost (%s); connecting again", reason)
+        try:
+            welcome = await channel.reconnect(self.reconnect_timeout_s)
+        except BotError as exc:
+            raise BotError(f"connection lost ({reason}) and not restored: {exc}") from exc
+        assert isinstance(welcome, m.KioskWelcome)
+        held = welcome.call
+        logger.info("kiosk: connected again to %s; call held: %s", channel.url, held and held.call_id)
+        if self.call_id is None:
+            return
+        if held is None or held.call_id != self.call_id:
+            raise BotError(f"connection lost ({reason}); the server no longer holds call {self.call_id}")
+        if held.matched is not None and self._link is None:
+            await self._on_matched(channel, held.matched, resumed=True)
 
     async def _resume(self, channel: Channel, call: m.KioskCall) -> None:
         """``welcome.call``: this kiosk's call outlived its connection; take it up instead of requesting one."""
@@ -373,7 +395,7 @@ class ClerkBot:
         on_recorder_created: SenderHook | None = None,
         timing: RestartTiming | None = None,
     ) -> None:
-        self.url = url
+        self.url = url  # one server, or several (a list or comma-separated: the nodes of a cluster)
         self.token = token
         self.auto_accept = auto_accept
         self.wrap_up = wrap_up
@@ -550,7 +572,43 @@ class ClerkBot:
         elif event == "_stop":
             self._stopping = True
         elif event == "_disconnected":
-            raise BotError(f"clerk {self.name}: disconnected by the server: {payload.get('reason')}")
+            if payload.get("replaced") or self._stopping or self._channel is None:
+                raise BotError(f"clerk {self.name}: disconnected by the server: {payload.get('reason')}")
+            await self._reconnect(self._channel, str(payload.get("reason")))
+
+    async def _reconnect(self, channel: Channel, reason: str) -> None:
+        """The connection was lost (its server may be gone): connect again, another node first. A call in
+        progress that the server held goes on (its media is peer to peer); one it gave back to the queue is
+        over for this clerk."""
+        logger.warning("clerk %s: connection lost (%s); connecting again", self.name, reason)
+        self.ready.clear()
+        try:
+            welcome = await channel.reconnect(self.connect_timeout_s)
+        except BotError as exc:
+            raise BotError(f"clerk {self.name}: connection lost ({reason}) and not restored: {exc}") from exc
+        assert isinstance(welcome, m.ClerkWelcome)
+        self.welcome = welcome
+        self.status = welcome.status
+        held, current = welcome.call, self._current
+        logger.info("clerk %s: connected again to %s, %s; call held: %s", self.name, channel.url, self.status,
+                    held and held.call_id)
+        if held is not None and current is not None and current.call_id == held.call_id and self._link:
+            pass  # back within the grace period: the call goes on
+        elif held is not None:
+            await self._resume(channel, held)
+        else:
+            if current is not None:  # the server gave the visitor back to the queue
+                await self._close_link()
+                current.ended_reason = current.ended_reason or "clerk_disconnected"
+                current.ended.set()
+                self._current = None
+            for pending in welcome.pending_wrapups:  # a wrap-up the lost connection did not carry
+                stats = self.call(pending.call_id)
+                if self.wrap_up and stats is not None and not stats.wrapped_up:
+                    await self._wrap_up(channel, stats)
+            if self.status == "away" and self._want_available:
+                self.status = await self._ask_status(channel, "available")
+        self.ready.set()
 
     async def _on_status(self, channel: Channel, msg: m.StatusMsg) -> None:
         self.status = msg.status

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,14 @@ import msgspec
 import socketio
 
 from signaling import messages
+from signaling.errors import UNAVAILABLE  # a node that is stopping refuses so: another node may take the connection
 
 logger = logging.getLogger(__name__)
 
 
 KIOSK_NAMESPACE = "/kiosk"
 CLERK_NAMESPACE = "/clerk"
+RETRY_PAUSE_S = 0.25  # between rounds over the servers when none answered
 BAD_MESSAGE = "bad_message"  # the code of a ProtocolError for a server message that does not match its struct
 
 Payload = dict[str, Any]  # an internal event's payload (names starting with "_")
@@ -137,25 +139,45 @@ class Incoming:
     error: ProtocolError | None = None  # a server event that did not match its struct: raised by Channel.get
 
 
+def server_urls(url: str | Sequence[str]) -> list[str]:
+    """The servers to try, in order: one URL, several separated by commas, or a list (the nodes of a cluster)."""
+    urls = [u.strip() for u in url.split(",")] if isinstance(url, str) else [u.strip() for u in url]
+    urls = [u for u in urls if u]
+    if not urls:
+        raise BotError("no server URL given")
+    return urls
+
+
 class Channel:
     """One Socket.IO connection to one namespace (:data:`KIOSK_NAMESPACE` or :data:`CLERK_NAMESPACE`); every
-    server event of the namespace lands in ``queue``, decoded."""
+    server event of the namespace lands in ``queue``, decoded.
 
-    def __init__(self, url: str, token: str, namespace: str, *, request_timeout_s: float) -> None:
-        self.url = url
+    ``url`` may name several servers (the nodes of a cluster): :meth:`connect` takes the first that answers, and
+    :meth:`reconnect`, after a lost connection, tries the others first. Connections are WebSocket only, so that no
+    request of a connection can reach another node behind a proxy without sticky sessions.
+    """
+
+    def __init__(self, url: str | Sequence[str], token: str, namespace: str, *, request_timeout_s: float) -> None:
+        self.urls = server_urls(url)
+        self.url = self.urls[0]  # the server of the current (or last) connection
         self.token = token
         self.namespace = namespace
         self.request_timeout_s = request_timeout_s
         self.events, self.requests = PROTOCOL[namespace]
         self.queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self.connected = False
+        self.replaced = False  # the server closed the connection (the same identity connected elsewhere, ...)
         self._connect_error: object = None
         self._closing = False
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = self._client()
+
+    def _client(self) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(reconnection=False)
         for event, kind in self.events.items():
-            self.sio.on(event, handler=self._receiver(event, kind), namespace=namespace)
-        self.sio.on("connect_error", handler=self._on_connect_error, namespace=namespace)
-        self.sio.on("disconnect", handler=self._on_disconnect, namespace=namespace)
+            sio.on(event, handler=self._receiver(event, kind), namespace=self.namespace)
+        sio.on("connect_error", handler=self._on_connect_error, namespace=self.namespace)
+        sio.on("disconnect", handler=self._on_disconnect, namespace=self.namespace)
+        return sio
 
     def _receiver(self, event: str, kind: type[msgspec.Struct]) -> Callable[..., None]:
         def receive(*args: Any) -> None:
@@ -179,16 +201,62 @@ class Channel:
         self.connected = False
         if was and not self._closing:
             reason = str(args[0]) if args else ""
-            self.queue.put_nowait(Incoming("_disconnected", {"reason": reason}))
+            self.replaced = reason == self.sio.reason.SERVER_DISCONNECT
+            self.queue.put_nowait(Incoming("_disconnected", {"reason": reason, "replaced": self.replaced}))
 
     async def connect(self, timeout_s: float) -> Message:
-        """Connect with the token and return the ``welcome`` (a ``KioskWelcome`` or ``ClerkWelcome``)."""
+        """Connect with the token to the first server that answers and return the ``welcome`` (a
+        ``KioskWelcome`` or ``ClerkWelcome``)."""
+        return await self._connect_any(self.urls, timeout_s)
+
+    async def reconnect(self, timeout_s: float) -> Message:
+        """After a lost connection: connect again, the other servers first (the one that was lost may be down),
+        within ``timeout_s`` in all; return the new ``welcome``."""
+        start = self.urls.index(self.url) + 1 if self.url in self.urls else 0
+        order = self.urls[start:] + self.urls[:start]
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect()
+        return await self._connect_any(order, timeout_s)
+
+    async def _connect_any(self, urls: list[str], timeout_s: float) -> Message:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        each = timeout_s / len(urls) if len(urls) > 1 else timeout_s
+        last: BotError | None = None
+        while True:
+            for url in urls:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise last or BotError(f"cannot connect to {', '.join(urls)} within {timeout_s} s")
+                try:
+                    return await self._connect_to(url, min(each, left))
+                except ProtocolError as exc:
+                    if exc.code != UNAVAILABLE:
+                        raise  # the server answered and refused: another node would say the same
+                    logger.info("%s: %s", self.namespace, exc)  # that node is stopping: the next one
+                    last = exc
+                except BotError as exc:
+                    logger.info("%s: %s", self.namespace, exc)
+                    last = exc
+            if len(urls) == 1:
+                raise last or BotError(f"cannot connect to {urls[0]}")
+            await asyncio.sleep(min(RETRY_PAUSE_S, max(0.0, deadline - loop.time())))  # every node failed: pause
+
+    async def _connect_to(self, url: str, timeout_s: float) -> Message:
+        self.url = url
+        if self.sio.connected or self.sio.eio.state != "disconnected":
+            with contextlib.suppress(Exception):
+                await self.sio.disconnect()
+        self.sio = self._client()
+        self._connect_error = None
+        self.replaced = False
         try:
             await asyncio.wait_for(
                 self.sio.connect(
-                    self.url,
+                    url,
                     auth={"token": self.token},
                     namespaces=[self.namespace],
+                    transports=["websocket"],
                     wait_timeout=timeout_s,
                 ),
                 timeout_s,

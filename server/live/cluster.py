@@ -258,11 +258,10 @@ class RedisRouter:
     async def close(self) -> None:
         await self.shutting_down()
         leading = self.leader is not None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # the leader stands down by itself on `closing` (applying no half command); the loops are then stopped
+        if leading:
+            await asyncio.wait([t for t in self._tasks if t.get_name().startswith("elect")], timeout=10)
+        await stop_tasks(*self._tasks)
         with contextlib.suppress(Exception):
             if leading:  # hand the lead on at once, not when the lease runs out
                 await self.redis.eval(RELEASE, 1, self.keys.leader, self.node)
@@ -355,6 +354,21 @@ class RedisRouter:
             self.recorder.warm()
         elif kind == "finish" and self.recorder is not None:
             self._spawn(self.recorder.finish(item["call_id"]))
+
+
+async def stop_tasks(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel ``tasks`` and wait until they have ended, cancelling again any that went on: redis-py can swallow a
+    cancel that arrives while a command's reply times out, and the task would run on (and its awaiter hang)."""
+    left = {t for t in tasks if not t.done()}
+    while left:
+        for task in left:
+            task.cancel()
+        _, pending = await asyncio.wait(left, timeout=0.5)
+        left = set(pending)
+    for task in tasks:
+        if not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()  # retrieved: an error on the way out is of no interest any more
 
 
 RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"""

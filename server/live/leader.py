@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from server.live.cluster import RENEW, ClusterOutlet, ClusterRecorder, split_conn
+from server.live.cluster import RENEW, ClusterOutlet, ClusterRecorder, split_conn, stop_tasks
 from server.live.liveboard import board_of
 from server.live.writer import Answer, Writer
 from server.records.fence import DeposedError, Fence, entry_key, take_lead
@@ -99,16 +99,12 @@ class Leader:
             finally:
                 # the journal's reader stops between entries, never inside one (a command is applied whole)
                 self._stopping = True
-                chores.cancel()
-                closing.cancel()
-                for task in (chores, follow):
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await asyncio.wait_for(asyncio.shield(task), JOURNAL_BLOCK_MS / 1000 + 5)
-                    task.cancel()
+                await stop_tasks(chores, closing)
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(follow), JOURNAL_BLOCK_MS / 1000 + 5)
+                await stop_tasks(follow)
         finally:
-            renew.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await renew
+            await stop_tasks(renew)
             if self.writer is not None:
                 await self.writer.close()
             logger.warning("node %s no longer leads", self.node)
@@ -131,7 +127,8 @@ class Leader:
             await self.redis.incr(self.keys.generation)
         self.writer = Writer(switch, router.files, self.outlet, router.clock,
                              queue_update_interval_s=router.policy.queue_update_interval_s,
-                             recorder=ClusterRecorder(self.outlet), enqueue=self.append)
+                             recorder=ClusterRecorder(self.outlet), enqueue=self.append,
+                             before_commit=self.outlet.flush)
         self._nodes |= {split_conn(c)[0] for c, _ in (*switch.kiosks.values(), *switch.clerks.values())}
         replayed = 0
         start = _after(self.last)
@@ -164,11 +161,16 @@ class Leader:
     async def _follow_journal(self) -> None:
         while not self._stopping:
             found: Any = await self.redis.xread({self.keys.journal: self.last}, block=JOURNAL_BLOCK_MS, count=200)
+            # what a batch of entries tells goes out in one write at its end (Redis fsyncs each write with
+            # appendfsync always); a command that commits records first sends what the batch holds so far
+            # (Writer.before_commit), so that every entry before the last committed one has been told
             for _, entries in found:
                 for entry_id, fields in entries:
-                    await self._apply(entry_id.decode(), fields)
+                    await self._apply(entry_id.decode(), fields, flush=False)
+            await self.outlet.flush()
 
-    async def _apply(self, entry: str, fields: dict[bytes, bytes], write: bool = True, tell: bool = True) -> None:
+    async def _apply(self, entry: str, fields: dict[bytes, bytes], write: bool = True, tell: bool = True,
+                     flush: bool = True) -> None:
         assert self.writer is not None
         node, req = fields[b"node"].decode(), fields[b"req"].decode()
         self._nodes.add(node)
@@ -188,7 +190,7 @@ class Leader:
                 raise LeaseLostError(str(exc)) from exc
         if tell and req:
             self.outlet.reply(node, req, answer)
-        if tell:
+        if tell and flush:
             await self.outlet.flush()
 
     # -- keeping the lead, and the chores that come with it

@@ -85,7 +85,8 @@ class Answer:
 class Writer:
     def __init__(self, switch: Switch, files: Filer, presence: Outlet, clock: Clock, *,
                  queue_update_interval_s: float, recorder: Recorder | None = None,
-                 enqueue: Callable[[Command], Coroutine[Any, Any, Any]] | None = None) -> None:
+                 enqueue: Callable[[Command], Coroutine[Any, Any, Any]] | None = None,
+                 before_commit: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
         self.switch = switch
         self.files = files
         self.presence = presence
@@ -105,6 +106,9 @@ class Writer:
         # how the writer's own commands (timer ticks, batched position updates) join the order of commands:
         # this node's queue, or (several nodes) the cluster's journal
         self.enqueue: Callable[[Command], Coroutine[Any, Any, Any]] = enqueue or self.submit
+        # called before a command's records are committed: what earlier commands still hold back goes out first
+        # (the cluster's leader sends in batches; a commit marks everything before it as told)
+        self.before_commit = before_commit
 
     # ------------------------------------------------------------------ the queue
 
@@ -166,6 +170,8 @@ class Writer:
         records = [e for e in outcome.effects if isinstance(e, RECORDS)]
         extra: dict[str, Any] = {}
         if records and write:
+            if self.before_commit is not None:
+                await self.before_commit()
             try:
                 extra = await self.files.commit(records, fence)
             except DeposedError:

@@ -15,7 +15,7 @@ from playwright.async_api import expect
 
 from client.bot import ClerkBot, KioskBot
 from server.keys import RECORDS
-from tests.browser.pages import Contexts, add_clerk, add_kiosk
+from tests.browser.pages import Contexts, add_clerk, add_kiosk, kiosk_and_clerk_in_call
 from tests.browser.rtc_scripts import BREAK_FIRST_PEERS_JS, install
 from tests.conftest import BreakAttempts
 from tests.sabotage import black_hole_socket
@@ -144,3 +144,44 @@ async def test_kiosk_page_says_the_connection_was_lost(
         finally:
             stop.set()
             await asyncio.wait_for(bot_task, 10)
+
+
+async def test_a_kiosk_page_reloaded_during_a_call_takes_it_up_again(harness: Harness, contexts: Contexts) -> None:
+    """The server holds the call for the reconnect grace period; the reloaded page finds it in ``welcome.call`` and
+    opens the restart's connection (attempt 1), which the console takes in place of the one the reload cut."""
+    kiosk, clerk = await kiosk_and_clerk_in_call(harness, contexts)
+    call_id = await the_call_id(harness)
+    await kiosk.page.reload()
+    await kiosk.expect_state("call")
+    kiosk_in, clerk_in = await kiosk.media(), await clerk.media()
+    for stats in (kiosk_in, clerk_in):
+        assert stats["connectionState"] == "connected" and stats["frameWidth"] > 0, stats
+    await clerk.expect_state("call")
+    assert await clerk.open_peers() == 1  # the cut connection was replaced, not kept beside the new one
+    await kiosk.shot("call-after-reload")
+    kinds = [e["kind"] for e in await timeline(harness, call_id)]
+    assert "ended" not in kinds and "media_restarted" in kinds, kinds
+    await kiosk.click("hangup")
+    await clerk.expect_wrap_up()
+
+
+async def test_a_console_reloaded_during_a_call_takes_it_up_again(harness: Harness, contexts: Contexts) -> None:
+    """The clerk's page reloads: the console finds its call in ``welcome.call`` and waits as the answerer; the kiosk
+    notices its connection is gone and restarts the media, and the call goes on."""
+    kiosk, clerk = await kiosk_and_clerk_in_call(harness, contexts)
+    call_id = await the_call_id(harness)
+    await clerk.page.reload()
+    await clerk.expect_state("call")
+
+    async def restarted() -> bool:
+        return any(e["kind"] == "media_restarted" for e in await timeline(harness, call_id))
+
+    await until(restarted, "the kiosk restarts the media", timeout_s=FAILURE_S)
+    kiosk_in, clerk_in = await kiosk.media(), await clerk.media()
+    for stats in (kiosk_in, clerk_in):
+        assert stats["connectionState"] == "connected" and stats["frameWidth"] > 0, stats
+    await kiosk.expect_state("call")
+    await clerk.shot("call-after-reload")
+    assert "ended" not in [e["kind"] for e in await timeline(harness, call_id)]
+    await clerk.click("hangup")
+    await clerk.expect_wrap_up()

@@ -83,9 +83,10 @@ class Cluster:
         async with asyncio.timeout(timeout):
             while True:
                 holder = await self.redis.get("vw:leader")
+                name = holder.decode() if isinstance(holder, bytes) else str(holder or "")
                 for node in self.nodes:
                     alive = node.proc is not None and node.proc.returncode is None
-                    if holder and alive and f"-{node.port}-" in holder.decode():
+                    if name and alive and f"-{node.port}-" in name:
                         return node
                 await asyncio.sleep(0.05)
 

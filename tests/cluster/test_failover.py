@@ -193,6 +193,44 @@ async def test_a_follower_killed_its_kiosk_and_clerk_come_back_through_another_n
         await p.close()
 
 
+async def test_bots_given_every_node_carry_their_call_on_when_their_node_dies(cluster: Cluster,
+                                                                             loopback_ice: LoopbackPatch) -> None:
+    """The headless clients as a deployment would run them: every node's address; the node of both is killed in
+    the middle of the call; both connect again through another node by themselves and the call goes on (its media
+    never stopped: peer to peer), then ends and is wrapped up as usual."""
+    store, engine = await identities(cluster)
+    _, kiosk_token = await store.add_kiosk("Park 3", PARK)
+    _, clerk_token = await store.add_clerk("Wang Li", ["tax"], ["sh/jiading"], ["zh", "en"], center="Jiading")
+    doomed, survivor = await cluster.followers()
+    leader = await cluster.leader()
+    urls = [doomed.url, survivor.url, leader.url]  # the doomed node first: both start on it
+    clerk = ClerkBot(urls, clerk_token, auto_accept=True)
+    stop = asyncio.Event()
+    clerk_run = asyncio.create_task(clerk.run(stop))
+    try:
+        await asyncio.wait_for(clerk.ready.wait(), 20)
+        kiosk = KioskBot(urls, kiosk_token, field="tax")
+        kiosk_run = asyncio.create_task(kiosk.run(seconds=6, timeout_s=40))
+        stats = await clerk.wait_media(timeout_s=40)
+        frames_at_kill = stats.video_frames
+        doomed.kill()
+        await until(lambda: clerk.ready.is_set() and clerk._channel is not None
+                    and clerk._channel.url != doomed.url, "the clerk connected again through another node", 20)
+        await until(lambda: stats.video_frames > frames_at_kill + 30, "video went on arriving after the kill", 20)
+        result = await kiosk_run
+        assert result.ok, result.summary()
+        assert result.ended_reason is None, result.summary()  # the visitor hung up: nothing ended it early
+        assert result.restarts == 0, "the media should not have needed a restart"
+        await clerk.wait_ended(stats.call_id, timeout_s=20)
+        await until(lambda: _has(kinds(cluster, stats.call_id), "wrapped_up"), "the bot clerk wrapped up", 20)
+        events = await kinds(cluster, stats.call_id)
+        assert events[:3] == ["requested", "rung", "accepted"] and "ended" in events, events
+    finally:
+        stop.set()
+        await asyncio.wait_for(clerk_run, 20)
+        await engine.dispose()
+
+
 async def test_redis_restarted_the_cluster_recovers_and_loses_no_acknowledged_event(
         cluster: Cluster, redis_server: RedisServer) -> None:
     store, engine = await identities(cluster)

@@ -31,10 +31,22 @@ function onWelcome(msg) {
   if (Array.isArray(msg.fields) && msg.fields.length) state.fields = msg.fields;
   el.banner.hidden = true;
   if (state.ring) stopRing();
+  const held = msg.call && typeof msg.call === 'object' && typeof msg.call.call_id === 'string' ? msg.call : null;
+  if (held && state.call && state.call.id === held.call_id) {
+    // back within the grace period (a lost connection, or another node took over): the call went on
+    render();
+    return;
+  }
   if (state.call) {
     // a new connection: the server put the visitor back in the queue (protocol, "Dropped connections")
     finishCall(state.call, 'clerk_disconnected', 'system');
     setNotice(t('Your connection dropped during the call; the visitor was put back at the front of the queue.'), 'warn');
+    return;
+  }
+  if (held && held.matched) {
+    // this page was reloaded during a call: take it up again; the kiosk restarts the media, and this
+    // page's new connection answers that restart
+    onMatched(Object.assign({}, held.matched, { call_id: held.call_id }));
     return;
   }
   if (Array.isArray(msg.pending_wrapups)) {

@@ -80,13 +80,13 @@ export function stray(msg) {
   send('hangup', { call_id: msg.call_id });
 }
 
-export function onMatched(msg) {
+export function onMatched(msg, attempt = 0) {
   const call = ownCall(msg);
   if (!call) return stray(msg);
   if (call.cameraReady) {
     // a resumed call whose camera is still starting
     call.cameraReady.then(() => {
-      if (state.call === call && !call.over && call.id === msg.call_id) onMatched(msg);
+      if (state.call === call && !call.over && call.id === msg.call_id) onMatched(msg, attempt);
     });
     return;
   }
@@ -97,6 +97,7 @@ export function onMatched(msg) {
   call.mediaNote = 'connectingMedia';
   const media = new CallMedia({
     role: 'offerer',
+    attempt,
     callId: call.id,
     iceServers: msg.ice_servers,
     stream: call.stream,

@@ -6,7 +6,7 @@
 
 import { setText } from '../shared/dom.js';
 import { attachStream, stopStream } from '../shared/media.js';
-import { closePeer, endLocalCall, newCall, ownCall, stray } from './call.js';
+import { closePeer, endLocalCall, newCall, onMatched, ownCall, stray } from './call.js';
 import { showError } from './navigation.js';
 import { cameraErrorKey, openCamera, withdraw } from './request.js';
 import { setPhase } from './screen.js';
@@ -51,16 +51,25 @@ export function transferCall(call, to) {
 }
 
 /**
- * The server held a call for this kiosk while it was offline (welcome.call): back to
- * the wait screen for it. After a reload the page knows nothing of it: start over
- * from what the server says, and turn the camera on again for when a clerk answers.
+ * The server held a call for this kiosk while it was offline (welcome.call, after a lost connection, a
+ * reload, or the node it was connected to going down). A waiting call: back to the wait screen for it. A
+ * call in progress (`state` "connecting" or "active"): its media may have gone on flowing peer to peer,
+ * and the page simply carries on; after a reload the page has no peer connection any more, so it opens
+ * the restart's (attempt 1) and the clerk's side replaces its own when that offer comes.
  */
 export function resumeCall(held) {
   const local = state.call;
-  if (local && local.id === held.call_id && ['requesting', 'queue', 'ringing'].includes(state.phase)) {
-    local.note = local.note || 'resumed';
-    setPhase('queue');
-    return;
+  const inProgress = (held.state === 'connecting' || held.state === 'active') && held.matched;
+  if (local && local.id === held.call_id) {
+    if (inProgress && state.phase === 'call' && local.media) {
+      setPhase('call'); // signaling resumes on the new connection; the media went on
+      return;
+    }
+    if (!inProgress && ['requesting', 'queue', 'ringing'].includes(state.phase)) {
+      local.note = local.note || 'resumed';
+      setPhase('queue');
+      return;
+    }
   }
   endLocalCall();
   clearTimeout(state.thanksTimer);
@@ -93,6 +102,8 @@ export function resumeCall(held) {
     .finally(() => {
       call.cameraReady = null;
     });
+  // onMatched waits for the camera; attempt 1 replaces the connection the reload cut
+  if (inProgress) onMatched(Object.assign({}, held.matched, { call_id: held.call_id }), 1);
 }
 
 export function renderWait() {

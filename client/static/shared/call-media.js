@@ -25,6 +25,7 @@ export class CallMedia {
    * @param {function(string|null)} o.onMediaState  after each ICE state change of the current connection:
    *     "connected", "unstable" (disconnected or failed), "connecting" (checking, before this connection
    *     first connected) or null (another state)
+   * @param {number=} o.attempt  the attempt to start at (1: this page replaces a connection lost with a reload)
    * @param {function(string, string=)} o.onRecorderState  the recorder connection: "connecting", "recording",
    *     or "failed" with the reason (already logged to the console)
    */
@@ -39,6 +40,7 @@ export class CallMedia {
     this.recorder = null; // the RecorderLink while the call is sent to the recorder
     this.peer = new CallPeer({
       role: o.role,
+      attempt: o.attempt,
       iceServers: o.iceServers,
       stream: this.stream,
       onSignal: (payload) => {

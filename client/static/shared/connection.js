@@ -73,7 +73,11 @@ export class Connection {
     const noop = () => {};
     this.hooks = Object.assign({ online: noop, retrying: noop, unauthorized: noop, replaced: noop, closed: noop }, hooks);
     this.isClosed = false;
-    const socket = (this.socket = window.io(namespace, token ? { auth: { token } } : {}));
+    // WebSocket only: behind a proxy in front of several nodes, no request of a connection may reach another node
+    // (long-polling would need sticky sessions); a lost WebSocket reconnects, to whichever node the proxy picks
+    const options = { transports: ['websocket'] };
+    if (token) options.auth = { token };
+    const socket = (this.socket = window.io(namespace, options));
 
     socket.on('connect', () => this.hooks.online());
     socket.on('connect_error', (err) => {

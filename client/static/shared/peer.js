@@ -45,7 +45,8 @@ export class CallPeer {
     this.failed = false; // gave up: onFailed was called
     this.chain = Promise.resolve(); // signals are applied one after the other, in order
     this.timer = null;
-    this.attempt = 0;
+    // a page reloaded during a call starts at the restart (attempt 1): the other side replaces its connection
+    this.attempt = Number.isInteger(options.attempt) ? options.attempt : 0;
     this.pc = this._connect();
   }
 
