@@ -99,6 +99,7 @@ export function onMatched(msg) {
     role: 'offerer',
     callId: call.id,
     iceServers: msg.ice_servers,
+    iceTransportPolicy: msg.ice_transport_policy,
     stream: call.stream,
     remoteVideo: el.remoteVideo,
     send,
