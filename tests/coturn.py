@@ -21,7 +21,10 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 INSTALL_HINT = "turnserver (Debian's coturn) is needed; scripts/test installs it (Debian: apt-get install coturn)"
 REALM = "vwindow.test"
@@ -151,3 +154,21 @@ class TurnServer:
                 self.proc.wait(10)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_turn_server() -> TurnServer:
+    """A started ``turnserver``, or a failed test saying why there is none (never a skip)."""
+    try:
+        return TurnServer().start()
+    except TurnUnavailableError as exc:
+        pytest.fail(f"coturn is needed for the TURN tests: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def turn_server() -> Iterator[TurnServer]:
+    """A coturn of this test's own, stopped (and its directory removed) after it."""
+    server = start_turn_server()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -3,33 +3,17 @@ on loopback, set up to hand out that TURN server with credentials minted per cal
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import NewDatabase
-from tests.coturn import TurnServer, TurnUnavailableError
+from tests.coturn import TurnServer, turn_server
 from tests.server.conftest import Harness, start_harness
 
-
-def start_turn_server() -> TurnServer:
-    """A started ``turnserver``, or a failed test saying why there is none (never a skip)."""
-    try:
-        return TurnServer().start()
-    except TurnUnavailableError as exc:
-        pytest.fail(f"coturn is needed for the TURN tests: {exc}", pytrace=False)
-
-
-@pytest.fixture
-def turn_server() -> Iterator[TurnServer]:
-    server = start_turn_server()
-    try:
-        yield server
-    finally:
-        server.close()
-
+__all__ = ["turn_server"]  # the fixture, for this suite
 
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
