@@ -104,3 +104,30 @@ def test_relay_only_needs_a_turn_server() -> None:
     assert not load_settings(env={}).turn_relay_only
     with pytest.raises(SettingsError, match="turn_ttl_s"):
         load_settings(env={}, turn_ttl_s=0)
+
+
+async def test_an_allocation_outlives_its_credentials(turn_server: TurnServer) -> None:
+    """coturn checks the expiry when a relay is allocated, not on the allocation's later requests: a call longer
+    than ``turn_ttl_s`` keeps its relay (only a new allocation, e.g. a media restart, needs fresh credentials)."""
+    entry = minted(turn_server, "call-long", ttl_s=2)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    class Peer(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received.put_nowait(data)
+
+    relay, _ = await turn.create_turn_endpoint(Sink, server_addr=(turn_server.host, turn_server.port),
+                                               username=entry["username"], password=entry["credential"])
+    peer, _ = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+    try:
+        expiry = int(entry["username"].split(":")[0])
+        await asyncio.sleep(max(0.0, expiry + 1 - time.time()))
+        assert time.time() > expiry
+        # a new peer after the expiry: a CreatePermission / ChannelBind under the expired username, granted
+        relay.sendto(b"after expiry", peer.get_extra_info("sockname"))
+        assert await asyncio.wait_for(received.get(), 5) == b"after expiry"
+        assert await refused(turn_server, entry["username"], entry["credential"]) == 401  # while a new relay is not
+    finally:
+        relay.close()
+        peer.close()
