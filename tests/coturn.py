@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -121,7 +122,7 @@ class TurnServer:
             "--log-file", str(self.log_path), "--simple-log", "--no-stdout-log", "--verbose",
         ]
 
-    def start(self) -> TurnServer:
+    def start(self) -> Self:
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                      cwd=self.dir)
         deadline = time.monotonic() + 15

@@ -3,15 +3,17 @@ on loopback, set up to hand out that TURN server with credentials minted per cal
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from client import peerlink
 from tests.conftest import NewDatabase
 from tests.coturn import TurnServer, turn_server
 from tests.server.conftest import Harness, start_harness
+from tests.turn.relay import WatchedPeerLink
 
 __all__ = ["turn_server"]  # the fixture, for this suite
 
@@ -36,3 +38,12 @@ async def harness_factory(tmp_path: Path, new_database: NewDatabase) -> AsyncIte
     yield make
     for harness in made:
         await harness.server.close()
+
+
+@pytest.fixture
+def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[WatchedPeerLink]]:
+    """The bots' peer connections made during the test, in the order they were made."""
+    made: list[WatchedPeerLink] = []
+    monkeypatch.setattr(WatchedPeerLink, "made", made)
+    monkeypatch.setattr(peerlink, "PeerLink", WatchedPeerLink)
+    yield made

@@ -1,7 +1,8 @@
-"""What the TURN suite reads off the bots' peer connections and off coturn's log."""
+"""A bot call for the TURN suite, and what it reads off the bots' peer connections and off coturn's log."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -9,6 +10,9 @@ from typing import Any, ClassVar
 from aioice import Candidate
 
 from client import peerlink
+from client.bot import ClerkBot, KioskBot, KioskResult
+from client.peerlink import RestartTiming
+from tests.server.conftest import Harness
 
 
 def ice_transport(pc: Any) -> Any:
@@ -94,3 +98,24 @@ def allocations(log: str, call_id: str) -> list[str]:
     """coturn's log lines of allocations it granted to call ``call_id``'s username."""
     return [line for line in log.splitlines()
             if f":{call_id}>" in line and "ALLOCATE processed, success" in line]
+
+
+async def bot_call(harness: Harness, seconds: float, timing: RestartTiming | None = None,
+                   timeout_s: float = 30) -> KioskResult:
+    """A kiosk bot's call answered by a clerk bot; the kiosk's result once the clerk has seen the call end."""
+    _, kiosk_token = await harness.identities.add_kiosk("Relay kiosk", "sh/jiading/xincheng/park-3")
+    _, clerk_token = await harness.identities.add_clerk("Relay clerk", ["tax"], ["sh/jiading"], ["en"],
+                                                       center="Jiading center")
+    clerk = ClerkBot(harness.url, clerk_token, auto_accept=True, timing=timing)
+    stop = asyncio.Event()
+    clerk_task = asyncio.create_task(clerk.run(stop=stop))
+    try:
+        await asyncio.wait_for(clerk.ready.wait(), 10)
+        kiosk = KioskBot(harness.url, kiosk_token, field="tax", language="en", timing=timing)
+        result = await kiosk.run(seconds, timeout_s=timeout_s)
+        if result.call_id is not None:
+            await clerk.wait_ended(result.call_id, timeout_s=10)
+        return result
+    finally:
+        stop.set()
+        await asyncio.wait_for(clerk_task, 10)

@@ -9,53 +9,19 @@ with another secret) no relayed candidate is gathered, nothing connects and the 
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from client import peerlink
-from client.bot import ClerkBot, KioskBot, KioskResult
 from client.peerlink import RestartTiming
 from tests.coturn import TurnServer
-from tests.server.conftest import FakeClock, Harness
+from tests.server.conftest import FakeClock
 from tests.turn.conftest import HarnessFactory
-from tests.turn.relay import PeerUsage, WatchedPeerLink, allocations, peer_usage, refusals
+from tests.turn.relay import PeerUsage, WatchedPeerLink, allocations, bot_call, peer_usage, refusals
 from tests.waiting import until
 
 # a refused call is given up after its first connection and the one restart each fail to connect in this time
 FAST_GIVE_UP = RestartTiming(connect_timeout_s=3.0, restart_wait_s=6.0)
-
-
-@pytest.fixture
-def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[WatchedPeerLink]]:
-    """The bots' peer connections made during the test, in the order they were made."""
-    made: list[WatchedPeerLink] = []
-    monkeypatch.setattr(WatchedPeerLink, "made", made)
-    monkeypatch.setattr(peerlink, "PeerLink", WatchedPeerLink)
-    yield made
-
-
-async def bot_call(harness: Harness, seconds: float, timing: RestartTiming | None = None,
-                   timeout_s: float = 30) -> KioskResult:
-    """A kiosk bot's call answered by a clerk bot; the kiosk's result once the clerk has seen the call end."""
-    _, kiosk_token = await harness.identities.add_kiosk("Relay kiosk", "sh/jiading/xincheng/park-3")
-    _, clerk_token = await harness.identities.add_clerk("Relay clerk", ["tax"], ["sh/jiading"], ["en"],
-                                                       center="Jiading center")
-    clerk = ClerkBot(harness.url, clerk_token, auto_accept=True, timing=timing)
-    stop = asyncio.Event()
-    clerk_task = asyncio.create_task(clerk.run(stop=stop))
-    try:
-        await asyncio.wait_for(clerk.ready.wait(), 10)
-        kiosk = KioskBot(harness.url, kiosk_token, field="tax", language="en", timing=timing)
-        result = await kiosk.run(seconds, timeout_s=timeout_s)
-        if result.call_id is not None:
-            await clerk.wait_ended(result.call_id, timeout_s=10)
-        return result
-    finally:
-        stop.set()
-        await asyncio.wait_for(clerk_task, 10)
 
 
 async def test_bots_talk_through_the_relay(harness_factory: HarnessFactory, turn_server: TurnServer,
