@@ -21,6 +21,7 @@ from signaling.catalog import Catalog, MatterType, RecordingPolicy, ServiceField
 from signaling.policy import CallPolicy, parse_hours
 from signaling.regions import RegionTree
 from signaling.routing import Stage, validate_stages
+from signaling.turn import has_turn
 from signaling.workdays import CalendarError, WorkCalendar
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -44,6 +45,7 @@ class Settings:
     languages: list[str] = field(default_factory=lambda: ["zh", "en", "ar"])
     turn_secret: str = ""
     turn_ttl_s: int = 3600
+    turn_relay_only: bool = False
     ping_interval_s: float = 10.0
     ping_timeout_s: float = 5.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -80,7 +82,7 @@ class Settings:
             wrapup_timeout_s=self.wrapup_timeout_s, reconnect_grace_s=self.reconnect_grace_s,
             queue_update_interval_s=self.queue_update_interval_s,
             recording_retention_days=self.recording_retention_days, ice_servers=tuple(self.ice_servers),
-            turn_secret=self.turn_secret, turn_ttl_s=self.turn_ttl_s)
+            turn_secret=self.turn_secret, turn_ttl_s=self.turn_ttl_s, turn_relay_only=self.turn_relay_only)
 
     @property
     def db_url(self) -> str:
@@ -101,7 +103,7 @@ class Settings:
 
 
 _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
-            "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
+            "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "turn_relay_only", "ping_interval_s",
             "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
             "reconnect_grace_s", "recordings_dir", "recording_workers", "recording_retention_days",
             "recording_purge_interval_s", "recording_playback_clerk")
@@ -220,6 +222,11 @@ def load_settings(
     for name in ("recording_workers", "recording_retention_days"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name}: must be 0 or more, not {getattr(settings, name)}")
+    if settings.turn_ttl_s <= 0:
+        raise SettingsError(f"turn_ttl_s: must be more than 0, not {settings.turn_ttl_s}")
+    if settings.turn_relay_only and not has_turn(settings.ice_servers):
+        raise SettingsError("turn_relay_only: no TURN server in ice_servers (a turn: or turns: url), so no call "
+                            "could connect")
     if settings.recording_purge_interval_s <= 0:
         raise SettingsError("recording_purge_interval_s: must be more than 0, "
                             f"not {settings.recording_purge_interval_s}")
