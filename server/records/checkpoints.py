@@ -150,9 +150,11 @@ class Checkpointer:
             count = (await conn.execute(sa.select(chain_head.c.count).where(chain_head.c.id == 1))).scalar_one()
         if not (self.due(count, now) or (force and count > self.last_seq)):
             return None
-        return await self.sign_head(now)
+        return await self.sign_head(now, force=force)
 
-    async def sign_head(self, now: float | None = None) -> dict[str, Any] | None:
+    async def sign_head(self, now: float | None = None, force: bool = True) -> dict[str, Any] | None:
+        """Sign the head now if it grew since the last checkpoint (any node's); unless ``force``, only if that
+        checkpoint is also due by count or time (another node may have signed since this one looked)."""
         t0 = time.perf_counter()
         now = time.time() if now is None else now
         async with self.engine.begin() as conn:
@@ -164,9 +166,9 @@ class Checkpointer:
                     logger.error("checkpoint NOT signed: %s; run vwindow records verify", problem)
                 self.refused = problem
                 return None
-            if head.count == 0 or (last is not None and last.seq >= head.count):
-                if last is not None:
-                    self.last_seq, self.last_at = int(last.seq), float(last.at)
+            if last is not None:
+                self.last_seq, self.last_at = max(self.last_seq, int(last.seq)), float(last.at)
+            if head.count == 0 or head.count <= self.last_seq or not (force or self.due(head.count, now)):
                 return None
             head_id = (await conn.execute(sa.select(sa.func.max(events.c.id)))).scalar_one()
             prev = digest_of(dict(last._mapping)) if last is not None else GENESIS

@@ -279,3 +279,26 @@ async def test_rows_written_before_the_upgrade_are_sealed_by_it(db_url: str) -> 
             ["followups 1: altered "]
     finally:
         await engine.dispose()
+
+
+async def test_checkpoints_of_several_nodes_form_one_line(world: World) -> None:
+    """Two nodes (engines) writing and signing at once: the chain head's lock orders their checkpoints."""
+    other_engine = db.make_engine(world.url)
+    try:
+        nodes = [(world.engine, world.signer), (other_engine, Checkpointer(other_engine, world.signer.key))]
+        for _, signer in nodes:
+            signer.every_events = 4
+            await signer.start()
+
+        async def node(engine: AsyncEngine, signer: Checkpointer, n: int) -> None:
+            records = Records(engine)
+            for i in range(20):
+                await records.log("viewed", actor=f"node:{n}", data={"i": i})
+                await signer.maybe()
+
+        await asyncio.gather(*(node(e, s, n) for n, (e, s) in enumerate(nodes)))
+        assert sum(len(s.sign_s) for _, s in nodes) >= 5
+        result = world.verify()
+        assert result.returncode == 0 and "checkpoints intact" in result.stdout, result.stdout
+    finally:
+        await other_engine.dispose()
