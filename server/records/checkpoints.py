@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import stat
 import time
 from collections.abc import Iterable, Mapping
@@ -72,14 +73,21 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
+        # written whole under another name, then linked into place: a node starting at the same moment (nodes may
+        # share the key path) never reads a half-written key, and only one key wins
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it meanwhile: use theirs
-            return load_key(path)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process created it meanwhile: use theirs
+                return load_key(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         logger.warning("created the checkpoint signing key %s (public key %s); keep a copy of its public key "
                        "with the exported checkpoints", path, public_bytes(key.public_key()).hex())
         return key

@@ -302,3 +302,14 @@ async def test_checkpoints_of_several_nodes_form_one_line(world: World) -> None:
         assert result.returncode == 0 and "checkpoints intact" in result.stdout, result.stdout
     finally:
         await other_engine.dispose()
+
+
+@pytest.mark.databases("sqlite")
+def test_nodes_starting_together_on_one_key_path_share_one_whole_key(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    path = tmp_path / "shared" / "checkpoint.key"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: load_or_create_key(path).public_key().public_bytes_raw(), range(8)))
+    assert len(set(keys)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.key"]  # no temporary file left
