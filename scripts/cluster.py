@@ -74,7 +74,8 @@ def main() -> None:
     try:
         postgres.psql("CREATE DATABASE vwindow")
         env = {**os.environ, "VWINDOW_REDIS_URL": redis.url, "VWINDOW_DATABASE_URL": postgres.url("vwindow"),
-               "VWINDOW_RECORDINGS_DIR": str(run / "recordings")}  # the storage every node shares
+               "VWINDOW_RECORDINGS_DIR": str(run / "recordings"),  # the storage every node shares
+               "VWINDOW_CHECKPOINT_KEY": str(run / "checkpoint.key")}  # one signing key for all nodes (README)
         ports = ports[1:]
         for i, port in enumerate(ports):  # one after another: the first runs the migrations and the demo's seed
             argv = [sys.executable, "-m", "server.cli.main", "--data-dir", str(run / f"node{i + 1}"), "serve",

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.live.recording_desk import RecordingDesk
 from server.live.router import Router
 from server.records.chain import Records
+from server.records.checkpoints import Checkpointer
 from server.records.evidence import RecordingStore
 from server.records.identities import IdentityStore
 from server.settings import Settings
@@ -21,3 +22,4 @@ ROUTER = web.AppKey("router", Router)
 DESK = web.AppKey("desk", RecordingDesk)  # absent when no field of this server records its calls
 SIO = web.AppKey("sio", socketio.AsyncServer)
 EVIDENCE = web.AppKey("evidence", RecordingStore)
+CHECKPOINTER = web.AppKey("checkpointer", Checkpointer)  # signs the chain head now and then

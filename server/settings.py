@@ -58,6 +58,9 @@ class Settings:
     recording_retention_days: int = 180
     recording_purge_interval_s: float = 3600.0
     recording_playback_clerk: bool = False
+    checkpoint_key: Path = Path("")
+    checkpoint_every_events: int = 1000
+    checkpoint_interval_s: float = 60.0
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
@@ -97,6 +100,12 @@ class Settings:
         return self.recordings_dir if str(self.recordings_dir) not in ("", ".") else self.data_dir / "recordings"
 
     @property
+    def checkpoint_key_path(self) -> Path:
+        """The Ed25519 key that signs checkpoints of the hash chain: ``checkpoint_key``, or ``checkpoint.key`` in
+        the data directory."""
+        return self.checkpoint_key if str(self.checkpoint_key) not in ("", ".") else self.data_dir / "checkpoint.key"
+
+    @property
     def records_calls(self) -> bool:
         """Whether any service field's calls may be recorded."""
         return any(f.recording is not RecordingPolicy.NEVER for f in self.catalog)
@@ -106,7 +115,8 @@ _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "q
             "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "turn_relay_only", "ping_interval_s",
             "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
             "reconnect_grace_s", "recordings_dir", "recording_workers", "recording_retention_days",
-            "recording_purge_interval_s", "recording_playback_clerk")
+            "recording_purge_interval_s", "recording_playback_clerk", "checkpoint_key", "checkpoint_every_events",
+            "checkpoint_interval_s")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -227,6 +237,9 @@ def load_settings(
     if settings.turn_relay_only and not has_turn(settings.ice_servers):
         raise SettingsError("turn_relay_only: no TURN server in ice_servers (a turn: or turns: url), so no call "
                             "could connect")
+    if settings.checkpoint_every_events < 1 or settings.checkpoint_interval_s <= 0:
+        raise SettingsError("checkpoint_every_events must be 1 or more and checkpoint_interval_s more than 0, not "
+                            f"{settings.checkpoint_every_events} and {settings.checkpoint_interval_s}")
     if settings.recording_purge_interval_s <= 0:
         raise SettingsError("recording_purge_interval_s: must be more than 0, "
                             f"not {settings.recording_purge_interval_s}")
