@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from aiortc import RTCIceTransportPolicy
+
 from client.channel import (
     CLERK_NAMESPACE,
     KIOSK_NAMESPACE,
@@ -314,6 +316,7 @@ class KioskBot:
         self._link = CallLink(
             self.call_id, "offerer", ice_servers_from(msg.ice_servers), caption,
             channel.queue.put_nowait, channel.call, timing=self.timing,
+            ice_transport_policy=RTCIceTransportPolicy(msg.ice_transport_policy),
         )
         if resumed:
             await self._link.lost("the connection of an earlier run is gone")
@@ -646,6 +649,7 @@ class ClerkBot:
             msg.call_id, "answerer", ice_servers_from(msg.ice_servers), caption,
             channel.queue.put_nowait, channel.call,
             on_frame=lambda counter: self._count(stats, counter), timing=self.timing,
+            ice_transport_policy=RTCIceTransportPolicy(msg.ice_transport_policy),
         )
         logger.info("clerk %s: matched on %s with %s", self.name, msg.call_id, stats.peer_name)
         if resumed:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
@@ -109,11 +116,12 @@ class PeerLink:
         *,
         on_frame: Callable[[MediaCounter], None] | None = None,
         attempt: int = 0,
+        ice_transport_policy: RTCIceTransportPolicy = RTCIceTransportPolicy.ALL,
     ) -> None:
         self.id = next(_peer_ids)
         self.call_id = call_id
         self.attempt = attempt
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers, iceTransportPolicy=ice_transport_policy))
         self.video: MediaCounter | None = None
         self.audio: MediaCounter | None = None
         self.media_connected_sent = False
@@ -240,8 +248,10 @@ class CallLink:
         *,
         on_frame: Callable[[MediaCounter], None] | None = None,
         timing: RestartTiming | None = None,
+        ice_transport_policy: RTCIceTransportPolicy = RTCIceTransportPolicy.ALL,
     ) -> None:
         self.call_id = call_id
+        self.ice_transport_policy = ice_transport_policy
         self.role: Role = role
         self.timing = timing or RestartTiming()
         self.restarts = 0
@@ -260,7 +270,7 @@ class CallLink:
 
     def _new_peer(self, attempt: int) -> PeerLink:
         return PeerLink(self.call_id, self._ice_servers, self._caption, self._post, on_frame=self._on_frame,
-                        attempt=attempt)
+                        attempt=attempt, ice_transport_policy=self.ice_transport_policy)
 
     async def start(self) -> None:
         """The offerer's first step (and each restart's): send the offer of the current attempt."""

@@ -75,6 +75,7 @@ def main() -> None:
         postgres.psql("CREATE DATABASE vwindow")
         env = {**os.environ, "VWINDOW_REDIS_URL": redis.url, "VWINDOW_DATABASE_URL": postgres.url("vwindow"),
                "VWINDOW_RECORDINGS_DIR": str(run / "recordings"),  # the storage every node shares
+               "VWINDOW_CHECKPOINT_KEY": str(run / "checkpoint.key"),  # one signing key for all nodes (README)
                # nginx on this host: its X-Forwarded-For names the client, for the limits on failed logins
                "VWINDOW_TRUSTED_PROXIES": "127.0.0.1"}
         ports = ports[1:]

@@ -11,7 +11,20 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.keys import DB, DESK, EVIDENCE, IDENTITIES, LOGINS, PLAYBACKS, PROXIES, RECORDS, ROUTER, SETTINGS, SIO
+from server.keys import (
+    CHECKPOINTER,
+    DB,
+    DESK,
+    EVIDENCE,
+    IDENTITIES,
+    LOGINS,
+    PLAYBACKS,
+    PROXIES,
+    RECORDS,
+    ROUTER,
+    SETTINGS,
+    SIO,
+)
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.router import make_router
@@ -20,6 +33,7 @@ from server.live.writer import Clock, SystemClock
 from server.records import db
 from server.records.casework import CaseFiles
 from server.records.chain import Records
+from server.records.checkpoints import Checkpointer, load_or_create_key, run_checkpointer
 from server.records.db import make_engine
 from server.records.evidence import MIN_PURGE_INTERVAL_S, RecordingStore, purge_periodically
 from server.records.identities import Clerk, IdentityStore
@@ -91,7 +105,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         if desk is not None:
             await desk.recover()
             desk.warm()  # the workers start in the background, ready for the first recorded call
-        await router.start()
+        await router.start()  # closes the calls a killed server left open: the first checkpoint covers that
+        signer = Checkpointer(engine, await asyncio.to_thread(load_or_create_key, settings.checkpoint_key_path),
+                              settings.checkpoint_every_events, settings.checkpoint_interval_s)
+        app[CHECKPOINTER] = signer
+        signing = asyncio.create_task(run_checkpointer(signer))
         purge: asyncio.Task[None] | None = None
         if settings.recording_retention_days > 0:  # recordings past retention go now and every interval
             purge = asyncio.create_task(purge_periodically(
@@ -103,6 +121,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
         await router.close()
+        signing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await signing
+        with contextlib.suppress(Exception):  # sign what this run wrote last, so a clean stop leaves nothing open
+            await signer.maybe(force=True)
         if desk is not None:
             await desk.close()
         identities.passwords.close()

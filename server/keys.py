@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.live.recording_desk import RecordingDesk
 from server.live.router import Router
 from server.records.chain import Records
+from server.records.checkpoints import Checkpointer
 from server.records.evidence import RecordingStore
 from server.records.identities import IdentityStore
 from server.settings import Settings
@@ -27,3 +28,4 @@ EVIDENCE = web.AppKey("evidence", RecordingStore)
 LOGINS = web.AppKey("logins", LoginThrottle)
 PROXIES = web.AppKey("proxies", Proxies)
 PLAYBACKS = web.AppKey("playbacks", PlaybackLog)
+CHECKPOINTER = web.AppKey("checkpointer", Checkpointer)  # signs the chain head now and then

@@ -22,6 +22,7 @@ from signaling.catalog import Catalog, MatterType, RecordingPolicy, ServiceField
 from signaling.policy import CallPolicy, parse_hours
 from signaling.regions import RegionTree
 from signaling.routing import Stage, validate_stages
+from signaling.turn import has_turn
 from signaling.workdays import CalendarError, WorkCalendar
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -45,6 +46,7 @@ class Settings:
     languages: list[str] = field(default_factory=lambda: ["zh", "en", "ar"])
     turn_secret: str = ""
     turn_ttl_s: int = 3600
+    turn_relay_only: bool = False
     ping_interval_s: float = 10.0
     ping_timeout_s: float = 5.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -64,6 +66,9 @@ class Settings:
     login_backoff_max_s: float = 300.0
     trusted_proxies: list[str] = field(default_factory=list)
     allowed_origins: list[str] = field(default_factory=list)
+    checkpoint_key: Path = Path("")
+    checkpoint_every_events: int = 1000
+    checkpoint_interval_s: float = 60.0
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
@@ -88,7 +93,7 @@ class Settings:
             wrapup_timeout_s=self.wrapup_timeout_s, reconnect_grace_s=self.reconnect_grace_s,
             queue_update_interval_s=self.queue_update_interval_s,
             recording_retention_days=self.recording_retention_days, ice_servers=tuple(self.ice_servers),
-            turn_secret=self.turn_secret, turn_ttl_s=self.turn_ttl_s)
+            turn_secret=self.turn_secret, turn_ttl_s=self.turn_ttl_s, turn_relay_only=self.turn_relay_only)
 
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The addresses whose X-Forwarded-* headers are believed (``trusted_proxies``: addresses or networks)."""
@@ -107,18 +112,25 @@ class Settings:
         return self.recordings_dir if str(self.recordings_dir) not in ("", ".") else self.data_dir / "recordings"
 
     @property
+    def checkpoint_key_path(self) -> Path:
+        """The Ed25519 key that signs checkpoints of the hash chain: ``checkpoint_key``, or ``checkpoint.key`` in
+        the data directory."""
+        return self.checkpoint_key if str(self.checkpoint_key) not in ("", ".") else self.data_dir / "checkpoint.key"
+
+    @property
     def records_calls(self) -> bool:
         """Whether any service field's calls may be recorded."""
         return any(f.recording is not RecordingPolicy.NEVER for f in self.catalog)
 
 
 _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "queue_update_interval_s",
-            "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
+            "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "turn_relay_only", "ping_interval_s",
             "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
             "reconnect_grace_s", "recordings_dir", "recording_workers", "recording_retention_days",
-            "recording_purge_interval_s", "recording_playback_clerk", "password_hash_workers",
-            "login_failures_per_account", "login_failures_per_address", "login_window_s", "login_backoff_max_s",
-            "trusted_proxies", "allowed_origins")
+            "recording_purge_interval_s", "recording_playback_clerk", "checkpoint_key", "checkpoint_every_events",
+            "checkpoint_interval_s", "password_hash_workers", "login_failures_per_account",
+            "login_failures_per_address", "login_window_s", "login_backoff_max_s", "trusted_proxies",
+            "allowed_origins")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -244,6 +256,14 @@ def load_settings(
         settings.proxy_networks()
     except ValueError as exc:
         raise SettingsError(f"trusted_proxies: {exc}") from None
+    if settings.turn_ttl_s <= 0:
+        raise SettingsError(f"turn_ttl_s: must be more than 0, not {settings.turn_ttl_s}")
+    if settings.turn_relay_only and not has_turn(settings.ice_servers):
+        raise SettingsError("turn_relay_only: no TURN server in ice_servers (a turn: or turns: url), so no call "
+                            "could connect")
+    if settings.checkpoint_every_events < 1 or settings.checkpoint_interval_s <= 0:
+        raise SettingsError("checkpoint_every_events must be 1 or more and checkpoint_interval_s more than 0, not "
+                            f"{settings.checkpoint_every_events} and {settings.checkpoint_interval_s}")
     if settings.recording_purge_interval_s <= 0:
         raise SettingsError("recording_purge_interval_s: must be more than 0, "
                             f"not {settings.recording_purge_interval_s}")

@@ -230,6 +230,7 @@ class KioskMatched(_Out):
     field: str
     recording: bool
     peer: ClerkPeer
+    ice_transport_policy: Literal["all", "relay"] = "all"  # "relay": offer only relayed candidates
 
 
 class KioskCall(_Out):
@@ -334,6 +335,7 @@ class ClerkMatched(_Out):
     field: str
     recording: bool
     peer: KioskPeer
+    ice_transport_policy: Literal["all", "relay"] = "all"  # "relay": offer only relayed candidates
 
 
 class ClerkCall(_Out):

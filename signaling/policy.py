@@ -47,6 +47,7 @@ class CallPolicy:
     ice_servers: Sequence[Mapping[str, Any]] = ()
     turn_secret: str = field(default="", repr=False)
     turn_ttl_s: int = 3600
+    turn_relay_only: bool = False  # both sides of every call relay all media through TURN
 
     @property
     def tz(self) -> ZoneInfo:

@@ -74,7 +74,7 @@ from signaling.events import seconds
 from signaling.policy import CallPolicy
 from signaling.regions import RegionError
 from signaling.routing import RoutingEngine, eligible
-from signaling.turn import ice_servers_for_call
+from signaling.turn import ice_servers_for_call, transport_policy
 
 WRAPUPS_LISTED_S = 86_400.0  # welcome lists the clerk's wrap-ups owed from the last day
 
@@ -441,12 +441,14 @@ class Switch:
     def _kiosk_matched(self, live: LiveCall) -> m.KioskMatched:
         assert live.clerk is not None
         return m.KioskMatched(live.id, "offerer", live.ice, live.case.field, live.record,
-                              m.ClerkPeer(live.clerk.name, live.clerk.center))
+                              m.ClerkPeer(live.clerk.name, live.clerk.center),
+                              transport_policy(self.policy.turn_relay_only))
 
     def _clerk_matched(self, live: LiveCall) -> m.ClerkMatched:
         k = live.kiosk
         return m.ClerkMatched(live.id, "answerer", live.ice, live.case.field, live.record,
-                              m.KioskPeer(k.name, k.region, self._region_names(k.region), live.language))
+                              m.KioskPeer(k.name, k.region, self._region_names(k.region), live.language),
+                              transport_policy(self.policy.turn_relay_only))
 
     def _ended(self, d: CallEnded, now: float, out: list[Effect]) -> None:
         live = self.calls.pop(d.call_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import getpass
 import logging
 import os
@@ -65,8 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("id")
 
     records = sub.add_parser("records", help="the durable records").add_subparsers(dest="action", required=True)
-    records.add_parser("verify", help="walk the hash chain of the event log and check every recording file against "
-                       "the checksum in its event; exit 1 naming the first broken link and every bad recording")
+    rv = records.add_parser("verify", help="walk the hash chain of the event log, check every row the pages read "
+                            "against its seal in the chain, every signed checkpoint, and every recording file against "
+                            "the checksum in its event; exit 1 naming the first broken link, every bad row (table "
+                            "and id), checkpoint and recording")
+    rv.add_argument("--checkpoint", type=Path, action="append", default=[], metavar="FILE",
+                    help="also check the chain against this exported checkpoint (vwindow records checkpoint --export)"
+                    "; catches an end cut off together with its stored checkpoints (repeatable)")
+    rv.add_argument("--public-key", action="append", default=[], metavar="HEX",
+                    help="also trust this Ed25519 public key (hex, as exported) for stored checkpoints, e.g. another "
+                    "node's (repeatable; the key file at checkpoint_key is trusted when it exists)")
+    rc = records.add_parser("checkpoint", help="sign the chain head now with the key at checkpoint_key (when it "
+                            "exists and the chain grew) and print the latest checkpoint")
+    rc.add_argument("--export", type=Path, default=None, metavar="FILE",
+                    help="write the latest signed checkpoint, with its public key, to FILE (keep it off this host)")
     recs = sub.add_parser("recordings", help="recorded calls").add_subparsers(dest="action", required=True)
     rp = recs.add_parser("purge", help="delete recordings older than the retention (recording_retention_days); "
                          "the deletion is logged and the rest of the session record stays")
@@ -204,19 +217,67 @@ async def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_records(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "checkpoint":
+        return await _checkpoint(args, settings)
+    from server.records import checkpoints
+    from server.records.audit import audit
     from server.records.chain import Records
     from server.records.evidence import RecordingStore
 
+    try:
+        exported = [checkpoints.read_export(path) for path in args.checkpoint]
+        trusted = checkpoints.trusted_keys(settings.checkpoint_key_path, args.public_key)
+    except (ValueError, checkpoints.CheckpointKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for e in exported:
+        trusted.setdefault(e["key_id"], bytes.fromhex(e["public_key"]))  # kept elsewhere, so trusted as well
     engine, _ = await _store(settings)
     try:
-        records = Records(engine)
-        status = await records.verify()
-        files = await RecordingStore(records, settings.recordings_root).verify_files()
+        result = await audit(engine, trusted, exported)
+        files = await RecordingStore(Records(engine), settings.recordings_root).verify_files()
     finally:
         await engine.dispose()
-    print(status.describe())
+    print(result.describe())
     print(files.describe())
-    return 0 if status.ok and files.ok else 1
+    return 0 if result.ok and files.ok else 1
+
+
+async def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from server.records import checkpoints
+
+    path = settings.checkpoint_key_path
+    engine, _ = await _store(settings)
+    try:
+        if path.exists():
+            try:
+                signer = checkpoints.Checkpointer(engine, checkpoints.load_key(path))
+            except checkpoints.CheckpointKeyError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            await signer.start()
+            if await signer.sign_head() is None and signer.refused:
+                print(f"error: not signed: {signer.refused}", file=sys.stderr)
+                return 1
+        elif args.export is None:
+            print(f"error: no checkpoint key at {path} (the server creates it at its first start; set "
+                  "checkpoint_key)", file=sys.stderr)
+            return 2
+        last = await checkpoints.latest(engine)
+    finally:
+        await engine.dispose()
+    if last is None:
+        print("error: no signed checkpoint yet", file=sys.stderr)
+        return 1
+    when = dt.datetime.fromtimestamp(last["at"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    print(f"checkpoint {last['id']}: {last['seq']} events, head {last['hash']}, signed {when} by key "
+          f"{last['key_id']} (public key {last['public_key']})")
+    if args.export is not None:
+        args.export.write_text(json.dumps(checkpoints.export(last), indent=2) + "\n")
+        print(f"exported to {args.export}")
+    return 0
 
 
 async def cmd_recordings(args: argparse.Namespace, settings: Settings) -> int:

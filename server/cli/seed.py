@@ -28,6 +28,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.keys import DB
+from server.records import seals as sealing
 from server.records.chain import Records
 from server.records.db import calls, followups, matters, ratings
 from server.records.identities import Clerk, IdentityStore, Kiosk
@@ -164,18 +165,18 @@ async def _call(conn: AsyncConnection, w: _World, call_id: str, case_id: str, ki
     abandoned = transferred_from is None and rng.random() < (0.05 if wait < 600 else 0.3)
     if abandoned:
         wait = rng.uniform(60, wait) if wait > 60 else wait
-    await conn.execute(calls.insert().values(
+    row = await sealing.insert(conn, calls, dict(
         id=call_id, case_id=case_id, kiosk_id=kiosk.id, field=field_id, language=language, region=kiosk.region,
         district=district, requested_at=t0, transferred_from=transferred_from))
-    await rec.append(conn, "requested", actor=f"kiosk:{kiosk.id}", at=t0, **ctx,
+    await rec.append(conn, "requested", actor=f"kiosk:{kiosk.id}", at=t0, **ctx, seals=sealing.seal(calls, row),
                      data={"language": language, "kiosk": kiosk.name, "transferred_from": transferred_from})
     await rec.append(conn, "queued", actor="system", at=t0 + 0.05, **ctx, data={
         "position": position, "estimated_wait_s": round(position * 240.0, 1), "reason": ""})
     if abandoned:
         end = t0 + wait
-        await rec.append(conn, "ended", actor="visitor", at=end, **ctx, data={"reason": "cancelled", "clerk_id": None})
-        await conn.execute(calls.update().where(calls.c.id == call_id).values(
-            ended_at=end, end_reason="cancelled", ended_by="visitor"))
+        row = await _update_call(conn, call_id, ended_at=end, end_reason="cancelled", ended_by="visitor")
+        await rec.append(conn, "ended", actor="visitor", at=end, **ctx, data={"reason": "cancelled", "clerk_id": None},
+                         seals=sealing.seal(calls, row))
         return None
     answered = t0 + wait
     await rec.append(conn, "rung", actor="system", at=answered - rng.uniform(3, 12), **ctx,
@@ -195,20 +196,20 @@ async def _call(conn: AsyncConnection, w: _World, call_id: str, case_id: str, ki
         reason, by = "transferred", "clerk"
     else:
         reason, by = "hangup", rng.choice(["visitor", "clerk"])
-    await rec.append(conn, "ended", actor=by, at=end, **ctx, data={"reason": reason, "clerk_id": clerk.id})
-    await conn.execute(calls.update().where(calls.c.id == call_id).values(
-        answered_at=answered, clerk_id=clerk.id, ended_at=end, end_reason=reason, ended_by=by))
+    row = await _update_call(conn, call_id, answered_at=answered, clerk_id=clerk.id, ended_at=end, end_reason=reason,
+                             ended_by=by)
+    await rec.append(conn, "ended", actor=by, at=end, **ctx, data={"reason": reason, "clerk_id": clerk.id},
+                     seals=sealing.seal(calls, row))
     if transfer_to is None and rng.random() < 0.75:  # the visitor rates on the kiosk right after hanging up
         roll = rng.random()
         score = "satisfied" if roll < 0.85 else "neutral" if roll < 0.95 else "dissatisfied"
         why = rng.choice(["等待时间太长 waited too long", ""]) if score == "dissatisfied" else ""
         rated = end + rng.uniform(5, 25)
-        await conn.execute(ratings.insert().values(call_id=call_id, score=score, reason=why, at=rated))
+        rating = await sealing.insert(conn, ratings, dict(call_id=call_id, score=score, reason=why, at=rated))
         await rec.append(conn, "rated", actor=f"kiosk:{kiosk.id}", at=rated, **ctx,
-                         data={"score": score, "reason": why})
+                         data={"score": score, "reason": why}, seals=sealing.seal(ratings, rating))
     wrapped = end + rng.uniform(40, 150)
     await _wrap_up(conn, w, ctx, clerk, district, end + 30, wrapped, referred=transfer_to is not None)
-    await conn.execute(calls.update().where(calls.c.id == call_id).values(wrapped_up_at=wrapped))
     return None if transfer_to is None else (end, transfer_to, new_id)
 
 
@@ -225,30 +226,39 @@ async def _wrap_up(conn: AsyncConnection, w: _World, ctx: dict[str, Any], clerk:
         outcome = "referred" if referred else "completed" if roll < 0.72 else "referred" if roll < 0.8 else "yet_to_do"
         code = sample_credit_code(rng) if rng.random() < 0.85 else None
         entity = rng.choice(ENTITY_NAMES) if code else ""
-        res = await conn.execute(matters.insert().values(
+        matter = await sealing.insert(conn, matters, dict(
             call_id=ctx["call_id"], case_id=ctx["case_id"], clerk_id=clerk.id, field=ctx["field"],
             matter_type=matter_type, credit_code=code, entity_name=entity, outcome=outcome, notes="",
             created_at=logged))
-        matter_id = int(res.inserted_primary_key[0])  # type: ignore[index]
-        await rec.append(conn, "matter_logged", actor=actor, at=logged, **ctx, data={
-            "matter_id": matter_id, "matter_type": matter_type, "credit_code": code, "entity_name": entity,
-            "outcome": outcome})
+        matter_id = int(matter["id"])
+        await rec.append(conn, "matter_logged", actor=actor, at=logged, **ctx, seals=sealing.seal(matters, matter),
+                         data={"matter_id": matter_id, "matter_type": matter_type, "credit_code": code,
+                               "entity_name": entity, "outcome": outcome})
         if outcome != "yet_to_do":
             continue
         kind = rng.choices(["simple", "general", "complex"], [2, 6, 2])[0]
         due = _due(w.settings, kind, dt.datetime.fromtimestamp(logged, tz))
-        res = await conn.execute(followups.insert().values(
+        followup = await sealing.insert(conn, followups, dict(
             source="matter", call_id=ctx["call_id"], case_id=ctx["case_id"], matter_id=matter_id, field=ctx["field"],
             region=ctx["region"], district=district, kind=kind, opened_at=logged, due_date=due.isoformat(),
             assignee=clerk.id, status="open", description="补充材料后办理 to finish once documents arrive"))
-        fid = int(res.inserted_primary_key[0])  # type: ignore[index]
-        await rec.append(conn, "followup_opened", actor=actor, at=logged + 0.1, **ctx, data={
+        fid = int(followup["id"])
+        await rec.append(conn, "followup_opened", actor=actor, at=logged + 0.1, **ctx,
+                         seals=sealing.seal(followups, followup), data={
             "followup_id": fid, "matter_id": matter_id, "kind": kind, "due_date": due.isoformat()})
         opened.append((fid, due))
-    await rec.append(conn, "wrapped_up", actor=actor, at=wrapped, **ctx, data={"matters": count})
+    row = await _update_call(conn, ctx["call_id"], wrapped_up_at=wrapped)
+    await rec.append(conn, "wrapped_up", actor=actor, at=wrapped, **ctx, data={"matters": count},
+                     seals=sealing.seal(calls, row))
     planned = [(at, fid, due) for fid, due in opened if (at := _resolution_time(w, due, wrapped)) is not None]
     for at, fid, due in sorted(planned):  # in the order they happened
         await _resolve(conn, w, fid, due, at, clerk, ctx)
+
+
+async def _update_call(conn: AsyncConnection, call_id: str, **values: Any) -> dict[str, Any]:
+    row = await sealing.update(conn, calls, call_id, values)
+    assert row is not None
+    return row
 
 
 def _resolution_time(w: _World, due: dt.date, opened: float) -> float | None:
@@ -268,9 +278,11 @@ def _resolution_time(w: _World, due: dt.date, opened: float) -> float | None:
 async def _resolve(conn: AsyncConnection, w: _World, fid: int, due: dt.date, at: float, clerk: Clerk,
                    ctx: dict[str, Any]) -> None:
     on_time = dt.datetime.fromtimestamp(at, w.settings.tz).date() <= due
-    await conn.execute(followups.update().where(followups.c.id == fid).values(
+    row = await sealing.update(conn, followups, fid, dict(
         status="resolved", resolved_at=at, resolved_by=clerk.id, resolution_note="已办结 done"))
-    await w.records.append(conn, "followup_resolved", actor=f"user:{clerk.id}", at=at, **ctx, data={
+    assert row is not None
+    await w.records.append(conn, "followup_resolved", actor=f"user:{clerk.id}", at=at, **ctx,
+                           seals=sealing.seal(followups, row), data={
         "followup_id": fid, "due_date": due.isoformat(), "on_time": on_time, "by": clerk.name})
 
 
@@ -281,17 +293,20 @@ async def _callback(conn: AsyncConnection, w: _World, day: dt.date, district: st
     at = dt.datetime.combine(day, dt.time(18), tz).timestamp() + rng.uniform(0, 3 * 3600)
     due = _due(w.settings, "general", dt.datetime.fromtimestamp(at, tz))
     case_id = secrets.token_urlsafe(16)
-    res = await conn.execute(followups.insert().values(
+    followup = await sealing.insert(conn, followups, dict(
         source="callback", case_id=case_id, field=field_id, region=kiosk.region, district=district, kind="general",
         opened_at=at, due_date=due.isoformat(), status="open", phone=f"1380000{rng.randint(0, 9999):04d}",
         description="请回电咨询 please call back"))
-    fid = int(res.inserted_primary_key[0])  # type: ignore[index]
+    fid = int(followup["id"])
     ctx: dict[str, Any] = {"case_id": case_id, "field": field_id, "region": kiosk.region}
     await w.records.append(conn, "callback_requested", actor=f"kiosk:{kiosk.id}", at=at, **ctx,
+                           seals=sealing.seal(followups, followup),
                            data={"followup_id": fid, "language": "zh", "due_date": due.isoformat()})
     clerk = rng.choice([c for c in w.clerks[district] if field_id in c.fields] or w.clerks[district])
-    await conn.execute(followups.update().where(followups.c.id == fid).values(assignee=clerk.id))
+    assigned = await sealing.update(conn, followups, fid, {"assignee": clerk.id})
+    assert assigned is not None
     await w.records.append(conn, "followup_assigned", actor="system", at=at + 1, **ctx,
+                           seals=sealing.seal(followups, assigned),
                            data={"followup_id": fid, "assignee": clerk.id, "assignee_name": clerk.name,
                                  "previous": None})
     resolved = _resolution_time(w, due, at)

@@ -19,9 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.records import seals as sealing
 from server.records.chain import ChainHead
 from server.records.db import calls, events, followups, matters, ratings
 from server.records.fence import Fence, check
+from server.records.seals import Seals
 from signaling.casefile import EndedCall, PendingWrapUp
 from signaling.effects import CallEvent, CaseRef, FileCallback, FileRating, FileWrapUp, OpenCall, Record
 
@@ -51,16 +53,16 @@ class CaseFiles:
                     case OpenCall():
                         await self._open_call(conn, head, rows, r)
                     case CallEvent():
-                        if r.update:
-                            await conn.execute(calls.update().where(calls.c.id == r.case.call_id).values(**r.update))
-                        rows.append(_event(head, r.case, r.kind, r.actor, r.at, r.data))
+                        written = await sealing.update(conn, calls, r.case.call_id, r.update) if r.update else None
+                        rows.append(_event(head, r.case, r.kind, r.actor, r.at, r.data,
+                                           sealing.seal(calls, written) if written else None))
                     case FileWrapUp():
                         reply.update(await self._wrap_up(conn, head, rows, r))
                     case FileRating():
-                        await conn.execute(ratings.insert().values(call_id=r.case.call_id, score=r.score,
-                                                                   reason=r.reason, at=r.at))
+                        rating = await sealing.insert(conn, ratings, {"call_id": r.case.call_id, "score": r.score,
+                                                                      "reason": r.reason, "at": r.at})
                         rows.append(_event(head, r.case, "rated", f"kiosk:{r.kiosk_id}", r.at,
-                                           {"score": r.score, "reason": r.reason}))
+                                           {"score": r.score, "reason": r.reason}, sealing.seal(ratings, rating)))
                     case FileCallback():
                         reply.update(await self._callback(conn, head, rows, r))
             if rows:
@@ -71,10 +73,10 @@ class CaseFiles:
     @staticmethod
     async def _open_call(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]], r: OpenCall) -> None:
         c = r.case
-        await conn.execute(calls.insert().values(
+        row = await sealing.insert(conn, calls, dict(
             id=c.call_id, case_id=c.case_id, kiosk_id=r.kiosk_id, field=c.field, language=r.language, region=c.region,
             district=c.district, requested_at=r.at, transferred_from=r.transferred_from))
-        rows.append(_event(head, c, "requested", r.actor, r.at, r.data))
+        rows.append(_event(head, c, "requested", r.actor, r.at, r.data, sealing.seal(calls, row)))
 
     @staticmethod
     async def _wrap_up(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]],
@@ -84,39 +86,41 @@ class CaseFiles:
         matter_ids: list[int] = []
         opened: list[dict[str, Any]] = []
         for m in r.matters:
-            res = await conn.execute(matters.insert().values(
+            matter = await sealing.insert(conn, matters, dict(
                 call_id=c.call_id, case_id=c.case_id, clerk_id=r.clerk_id, field=c.field, matter_type=m.matter_type,
                 credit_code=m.credit_code, entity_name=m.entity_name, outcome=m.outcome, notes=m.notes,
                 created_at=r.at))
-            matter_id = _pk(res)
+            matter_id = int(matter["id"])
             matter_ids.append(matter_id)
             rows.append(_event(head, c, "matter_logged", actor, r.at, {
                 "matter_id": matter_id, "matter_type": m.matter_type, "credit_code": m.credit_code,
-                "entity_name": m.entity_name, "outcome": m.outcome}))
+                "entity_name": m.entity_name, "outcome": m.outcome}, sealing.seal(matters, matter)))
             if m.followup is not None and m.due_date is not None:
-                res = await conn.execute(followups.insert().values(
+                followup = await sealing.insert(conn, followups, dict(
                     source="matter", call_id=c.call_id, case_id=c.case_id, matter_id=matter_id, field=c.field,
                     region=c.region, district=c.district, kind=m.followup, opened_at=r.at, due_date=m.due_date,
                     assignee=r.clerk_id, status="open", description=m.notes))
-                fid = _pk(res)
+                fid = int(followup["id"])
                 opened.append({"id": fid, "kind": m.followup, "due_date": m.due_date})
                 rows.append(_event(head, c, "followup_opened", actor, r.at, {
-                    "followup_id": fid, "matter_id": matter_id, "kind": m.followup, "due_date": m.due_date}))
-        await conn.execute(calls.update().where(calls.c.id == c.call_id).values(wrapped_up_at=r.at))
-        rows.append(_event(head, c, "wrapped_up", actor, r.at, {"matters": len(matter_ids)}))
+                    "followup_id": fid, "matter_id": matter_id, "kind": m.followup, "due_date": m.due_date},
+                    sealing.seal(followups, followup)))
+        call = await sealing.update(conn, calls, c.call_id, {"wrapped_up_at": r.at})
+        rows.append(_event(head, c, "wrapped_up", actor, r.at, {"matters": len(matter_ids)},
+                           sealing.seal(calls, call) if call else None))
         return {"matters": matter_ids, "followups": opened}
 
     @staticmethod
     async def _callback(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]],
                         r: FileCallback) -> dict[str, Any]:
-        res = await conn.execute(followups.insert().values(
+        followup = await sealing.insert(conn, followups, dict(
             source="callback", case_id=r.case_id, field=r.field, region=r.region, district=r.district,
             kind="general", opened_at=r.at, due_date=r.due_date, status="open", phone=r.phone,
             description=r.description))
-        fid = _pk(res)
-        # the phone number stays in the follow-up row only, not in the permanent log
+        fid = int(followup["id"])
+        # the phone number stays in the follow-up row only, not in the permanent log (its salted seal is)
         rows.append(head.event("callback_requested", actor=f"kiosk:{r.kiosk_id}", case_id=r.case_id, field=r.field,
-                               region=r.region, at=r.at,
+                               region=r.region, at=r.at, seals=sealing.seal(followups, followup),
                                data={"followup_id": fid, "language": r.language, "due_date": r.due_date}))
         return {"followup_id": fid, "due_date": r.due_date}
 
@@ -130,10 +134,11 @@ class CaseFiles:
                 rows = []
                 for c in open_calls:
                     case = _case(c._mapping)
-                    await conn.execute(calls.update().where(calls.c.id == c.id).values(
-                        ended_at=now, end_reason=SERVER_RESTARTED, ended_by="system"))
+                    closed = await sealing.update(conn, calls, c.id, {
+                        "ended_at": now, "end_reason": SERVER_RESTARTED, "ended_by": "system"})
                     rows.append(_event(head, case, "ended", "system", now,
-                                       {"reason": SERVER_RESTARTED, "clerk_id": c.clerk_id if c.answered_at else None}))
+                                       {"reason": SERVER_RESTARTED, "clerk_id": c.clerk_id if c.answered_at else None},
+                                       sealing.seal(calls, closed) if closed else None))
                 await conn.execute(events.insert(), rows)
                 await head.store(conn)
                 logger.warning("closed %d call(s) left open by the previous run (reason %s)", len(open_calls),
@@ -155,10 +160,7 @@ def _case(row: Any) -> CaseRef:
     return CaseRef(row["id"], row["case_id"], row["field"], row["region"], row["district"])
 
 
-def _event(head: ChainHead, case: CaseRef, kind: str, actor: str, at: float, data: Any) -> dict[str, Any]:
+def _event(head: ChainHead, case: CaseRef, kind: str, actor: str, at: float, data: Any,
+           seals: Seals | None = None) -> dict[str, Any]:
     return head.event(kind, actor=actor, call_id=case.call_id, case_id=case.case_id, field=case.field,
-                      region=case.region, data=data, at=at)
-
-
-def _pk(result: Any) -> int:
-    return int(result.inserted_primary_key[0])
+                      region=case.region, data=data, at=at, seals=seals)

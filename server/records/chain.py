@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.records import seals as sealing
 from server.records.db import calls, chain_head, events
+from server.records.seals import Seals
 
 GENESIS = "0" * 64
 
@@ -32,10 +34,13 @@ def event_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
 
 
 def _content(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    content = {
         "call_id": row["call_id"], "case_id": row["case_id"], "at": repr(float(row["at"])), "kind": row["kind"],
         "actor": row["actor"], "field": row["field"], "region": row["region"], "data": row["data"],
     }
+    if row.get("seals") is not None:  # events from before the seals hash as they always did
+        content["seals"] = row["seals"]
+    return content
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,14 @@ class ChainHead:
     def event(
         self, kind: str, *, actor: str, call_id: str | None = None, case_id: str | None = None,
         field: str | None = None, region: str | None = None, data: Mapping[str, Any] | None = None,
-        at: float | None = None,
+        at: float | None = None, seals: Seals | None = None,
     ) -> dict[str, Any]:
-        """The next event's row, chained onto the head (insert it in the same transaction)."""
+        """The next event's row, chained onto the head (insert it in the same transaction).
+
+        ``seals``: the seals of the rows written with it (:mod:`server.records.seals`).
+        """
         row = {"call_id": call_id, "case_id": case_id, "at": time.time() if at is None else at, "kind": kind,
-               "actor": actor, "field": field, "region": region, "data": dict(data or {})}
+               "actor": actor, "field": field, "region": region, "data": dict(data or {}), "seals": seals or None}
         digest = event_hash(self.last_hash, _content(row))
         row["prev_hash"] = self.last_hash
         row["hash"] = digest
@@ -99,12 +107,12 @@ class Records:
     async def append(
         self, conn: AsyncConnection, kind: str, *, actor: str, call_id: str | None = None,
         case_id: str | None = None, field: str | None = None, region: str | None = None,
-        data: Mapping[str, Any] | None = None, at: float | None = None,
+        data: Mapping[str, Any] | None = None, at: float | None = None, seals: Seals | None = None,
     ) -> int:
         """Append one event inside the caller's transaction ``conn``; return its id."""
         head = await ChainHead.lock(conn)
         row = head.event(kind, actor=actor, call_id=call_id, case_id=case_id, field=field, region=region, data=data,
-                         at=at)
+                         at=at, seals=seals)
         result = await conn.execute(events.insert().values(**row))
         await head.store(conn)
         pk = result.inserted_primary_key
@@ -119,10 +127,10 @@ class Records:
     async def open_call(self, values: Mapping[str, Any], actor: str, data: Mapping[str, Any]) -> None:
         """A call's row and its ``requested`` event, in a transaction of their own."""
         async with self.engine.begin() as conn:
-            await conn.execute(calls.insert().values(**values))
+            row = await sealing.insert(conn, calls, values)
             await self.append(conn, "requested", actor=actor, call_id=values["id"], case_id=values["case_id"],
                               field=values["field"], region=values["region"], data=data,
-                              at=values["requested_at"])
+                              at=values["requested_at"], seals=sealing.seal(calls, row))
 
     async def call_event(self, call_id: str, kind: str, actor: str, data: Mapping[str, Any] | None = None,
                          update: Mapping[str, Any] | None = None) -> None:
@@ -132,10 +140,9 @@ class Records:
                                       .where(calls.c.id == call_id))).first()
             if row is None:
                 raise KeyError(f"no call record {call_id}")
-            if update:
-                await conn.execute(calls.update().where(calls.c.id == call_id).values(**update))
+            written = await sealing.update(conn, calls, call_id, update) if update else None
             await self.append(conn, kind, actor=actor, call_id=call_id, case_id=row.case_id, field=row.field,
-                              region=row.region, data=data)
+                              region=row.region, data=data, seals=sealing.seal(calls, written) if written else None)
 
     async def call(self, call_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
@@ -162,36 +169,62 @@ class Records:
                     return ChainStatus(False, n, m["id"], "it does not follow the event before it in the log")
         return ChainStatus(True, len(rows))
 
-    async def verify(self, batch: int = 5000) -> ChainStatus:
+    async def verify(self, batch: int = 5000, visit: Visitor | None = None) -> ChainStatus:
+        """Walk the whole chain; ``visit(position, event)`` sees every event found intact, in order."""
+        walk = ChainWalk(visit)
+        return await walk.run(self.engine, batch)
+
+
+Visitor = Callable[[int, Mapping[str, Any]], None]
+
+
+class ChainWalk:
+    """A walk along the chain that can be taken up again (:meth:`resume`) past where it ended."""
+
+    def __init__(self, visit: Visitor | None = None) -> None:
+        self.visit = visit
+        self.prev = GENESIS
+        self.checked = 0
+        self.last_id = 0
+
+    async def _step(self, conn: AsyncConnection, batch: int, mark: int = -1) -> tuple[ChainStatus | None, str]:
+        """Walk to the end; return the break found (or None) and the hash at position ``mark``."""
+        hash_at_mark = GENESIS
+        while True:
+            rows = (await conn.execute(events.select().where(events.c.id > self.last_id)
+                                       .order_by(events.c.id).limit(batch))).all()
+            if not rows:
+                return None, hash_at_mark
+            for r in rows:
+                m = r._mapping
+                if m["prev_hash"] != self.prev:
+                    return ChainStatus(False, self.checked, m["id"], "it does not follow the event before it "
+                                       "(an event was removed, inserted or reordered)"), hash_at_mark
+                if event_hash(self.prev, _content(dict(m))) != m["hash"]:
+                    return ChainStatus(False, self.checked, m["id"], "its content does not match its hash "
+                                       "(the event was altered)"), hash_at_mark
+                self.prev = m["hash"]
+                self.checked += 1
+                self.last_id = m["id"]
+                if self.visit is not None:
+                    self.visit(self.checked, dict(m))
+                if self.checked == mark:
+                    hash_at_mark = self.prev
+
+    async def run(self, engine: AsyncEngine, batch: int = 5000) -> ChainStatus:
         # Other writers (other nodes) may append while the log is walked, so the head is read before and after
         # the walk: the walk must reach the head of before (and pass through its hash) and end within the head
         # of after. With no writer, both are the same and this is "the log ends exactly at the head".
         head_select = sa.select(chain_head).where(chain_head.c.id == 1)
-        prev = GENESIS
-        checked = 0
-        last_id = 0
-        async with self.engine.connect() as conn:
+        async with engine.connect() as conn:
             before = (await conn.execute(head_select)).one()._mapping
-            hash_at_before = GENESIS
-            while True:
-                rows = (await conn.execute(events.select().where(events.c.id > last_id)
-                                           .order_by(events.c.id).limit(batch))).all()
-                if not rows:
-                    break
-                for r in rows:
-                    m = r._mapping
-                    if m["prev_hash"] != prev:
-                        return ChainStatus(False, checked, m["id"], "it does not follow the event before it "
-                                           "(an event was removed, inserted or reordered)")
-                    if event_hash(prev, _content(dict(m))) != m["hash"]:
-                        return ChainStatus(False, checked, m["id"], "its content does not match its hash "
-                                           "(the event was altered)")
-                    prev = m["hash"]
-                    checked += 1
-                    last_id = m["id"]
-                    if checked == before["count"]:
-                        hash_at_before = prev
+            broken, hash_at_before = await self._step(conn, batch, before["count"])
+            if broken is not None:
+                return broken
+            if before["count"] == 0:
+                hash_at_before = GENESIS
             after = (await conn.execute(head_select)).one()._mapping
+        checked, prev = self.checked, self.prev
         if checked < before["count"] or hash_at_before != before["last_hash"]:
             return ChainStatus(False, checked, None, f"the log ends at {checked} events but {before['count']} were "
                                "written (events were removed from the end)")
@@ -199,3 +232,9 @@ class Records:
             return ChainStatus(False, checked, None, f"the log holds {checked} events but {after['count']} were "
                                "written (events were added at the end behind the chain head's back)")
         return ChainStatus(True, checked)
+
+    async def resume(self, engine: AsyncEngine, batch: int = 5000) -> ChainStatus | None:
+        """Walk on over what was appended since; the break found there, if any."""
+        async with engine.connect() as conn:
+            broken, _ = await self._step(conn, batch)
+        return broken

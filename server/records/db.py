@@ -90,6 +90,8 @@ events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # the seals of the rows this event wrote, {table: {key: SHA-256}} (server/records/seals.py); hashed with it
+    sa.Column("seals", sa.JSON(none_as_null=True)),
 )
 
 chain_head = sa.Table(
@@ -112,6 +114,7 @@ matters = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),  # completed | referred | yet_to_do
     sa.Column("notes", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("salt", sa.String(32)),  # enters the row's seal, so the seal in the log gives nothing away
 )
 
 followups = sa.Table(
@@ -134,6 +137,7 @@ followups = sa.Table(
     sa.Column("resolution_note", sa.Text),
     sa.Column("phone", sa.String(32)),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("salt", sa.String(32)),  # enters the row's seal, so the seal in the log gives nothing away
 )
 
 ratings = sa.Table(
@@ -170,6 +174,18 @@ cluster_fence = sa.Table(
     sa.Column("epoch", sa.BigInteger, nullable=False),
     sa.Column("leader", sa.String(64), nullable=False, server_default=""),
     sa.Column("last_id", sa.String(32), nullable=False, server_default=""),  # last journal entry committed
+)
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,  # signed chain heads, appended only (server/records/checkpoints.py)
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.Integer, nullable=False),  # events in the chain up to and including the signed one
+    sa.Column("hash", sa.String(64), nullable=False),  # the hash of the seq-th event
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("prev", sa.String(64), nullable=False),  # the digest of the checkpoint before (GENESIS for the first)
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),  # raw Ed25519, hex; not trusted by itself
+    sa.Column("signature", sa.String(128), nullable=False),  # Ed25519 over the canonical payload, hex
 )
 
 web_sessions = sa.Table(

@@ -16,6 +16,7 @@ from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
+from server.records import seals as sealing
 from server.records.db import MAX_ID, calls, followups, users
 from server.records.identities import Clerk
 from server.settings import Settings
@@ -179,15 +180,16 @@ async def resolve_followup(request: web.Request) -> web.StreamResponse:
     now = time.time()
     on_time = dt.datetime.fromtimestamp(now, settings.tz).date().isoformat() <= row["due_date"]
     async with request.app[DB].begin() as conn:
-        res = await conn.execute(followups.update().where(followups.c.id == row["id"], followups.c.status == "open")
-                                 .values(status="resolved", resolved_at=now, resolved_by=user.id,
-                                         resolution_note=note[:4000]))
-        if res.rowcount != 1:
+        resolved = await sealing.update(conn, followups, row["id"], {
+            "status": "resolved", "resolved_at": now, "resolved_by": user.id, "resolution_note": note[:4000]},
+            followups.c.status == "open")
+        if resolved is None:
             raise web.HTTPConflict(text=f"follow-up {row['id']} was resolved meanwhile")
-        # the note itself stays in the follow-up row: free text is kept out of the permanent log
+        # the note itself stays in the follow-up row (its salted seal goes in the log): free text is kept out of
+        # the permanent log
         await request.app[RECORDS].append(
             conn, "followup_resolved", actor=f"user:{user.id}", call_id=row["call_id"], case_id=row["case_id"],
-            field=row["field"], region=row["region"], at=now,
+            field=row["field"], region=row["region"], at=now, seals=sealing.seal(followups, resolved),
             data={"followup_id": row["id"], "due_date": row["due_date"], "on_time": on_time, "by": user.name})
     raise web.HTTPSeeOther(f"/followups?{back.params()}")
 
@@ -208,10 +210,10 @@ async def assign_followup(request: web.Request) -> web.StreamResponse:
     if row["status"] != "open":
         return await _followups_response(request, back, _already_resolved(request, row["id"]), 409)
     async with request.app[DB].begin() as conn:
-        await conn.execute(followups.update().where(followups.c.id == row["id"]).values(assignee=clerk.id))
+        assigned = await sealing.update(conn, followups, row["id"], {"assignee": clerk.id})
         await request.app[RECORDS].append(
             conn, "followup_assigned", actor=f"user:{user.id}", call_id=row["call_id"], case_id=row["case_id"],
-            field=row["field"], region=row["region"],
+            field=row["field"], region=row["region"], seals=sealing.seal(followups, assigned) if assigned else None,
             data={"followup_id": row["id"], "assignee": clerk.id, "assignee_name": clerk.name,
                   "previous": row["assignee"], "by": user.name})
     raise web.HTTPSeeOther(f"/followups?{back.params()}")

@@ -38,7 +38,7 @@ async def revision(url: str) -> object:
 async def test_upgrade_empty_database_to_head(db_url: str, db_kind: str) -> None:
     await asyncio.to_thread(db.upgrade, db_url)
     assert set(db.metadata.tables) <= await tables(db_url)
-    assert await revision(db_url) == "0004"
+    assert await revision(db_url) == "0005"
     if db_kind == "sqlite":
         assert await scalar(db_url, "PRAGMA journal_mode") == "wal"
     assert await scalar(db_url, "SELECT count FROM chain_head WHERE id = 1") == 0
@@ -72,7 +72,7 @@ async def test_upgrade_keeps_data_and_downgrade_reverts(db_url: str) -> None:
     await engine.dispose()
 
     await asyncio.to_thread(db.upgrade, url)
-    assert await revision(url) == "0004"
+    assert await revision(url) == "0005"
     assert {"events", "recordings"} <= await tables(url)
     engine = db.make_engine(url)
     store = IdentityStore(engine)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import re
 from typing import Any
 
@@ -118,18 +121,28 @@ async def test_full_call_relays_signals_and_hangs_up(harness: Harness) -> None:
 
 
 async def test_matched_carries_peer_identity_and_ice(harness_factory: HarnessFactory) -> None:
-    harness = await harness_factory(ice_servers=[{"urls": ["turn:127.0.0.1:3478"]}], turn_secret="s3cret")
+    harness = await harness_factory(ice_servers=[{"urls": ["turn:127.0.0.1:3478"]}, {"urls": "stun:127.0.0.1:3478"}],
+                                    turn_secret="s3cret", turn_ttl_s=600)
     clerk = await harness.clerk(name="Wang Li")
     kiosk = await harness.kiosk(name="Park 3 window")
     call_id = await place_call(kiosk)
     await clerk.next("ring")
+    answered_at = harness.clock.now()
     await clerk.ok("accept", {"call_id": call_id})
     km, cm = await kiosk.next("matched"), await clerk.next("matched")
     assert km["peer"] == {"name": "Wang Li", "center": "Jiading center"}
     assert cm["peer"]["name"] == "Park 3 window" and cm["peer"]["language"] == "en"
-    turn = km["ice_servers"][0]
-    assert turn["username"].endswith(":" + call_id) and turn["credential"]
+    # coturn's REST API scheme (use-auth-secret): username "<expiry, Unix seconds>:<anything>", password
+    # base64(HMAC-SHA1(static-auth-secret, username)); computed here, not with the server's own function
+    turn, stun = km["ice_servers"]
+    assert turn["urls"] == ["turn:127.0.0.1:3478"]
+    expiry, _, who = turn["username"].partition(":")
+    assert who == call_id and int(expiry) == int(answered_at + 600)
+    digest = hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()
+    assert turn["credential"] == base64.b64encode(digest).decode()
+    assert stun == {"urls": ["stun:127.0.0.1:3478"]}  # a STUN server needs no credentials
     assert km["ice_servers"] == cm["ice_servers"]
+    assert "ice_transport_policy" not in km and "ice_transport_policy" not in cm  # "all", the default, left out
 
 
 async def test_stage_widening_with_controlled_clock(harness: Harness) -> None:

@@ -16,6 +16,7 @@ from aiohttp import web
 from server.app import create_app
 from server.cli.seed import seed_history
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
+from server.records.audit import audit
 from server.records.db import calls, events, followups, matters, ratings
 from server.settings import load_settings
 from server.web import stats
@@ -243,6 +244,8 @@ async def test_seed_history_is_valid_chained_and_idempotent(client: Client, app:
     assert written > 40
     assert await seed_history(app[DB], settings, app[IDENTITIES], days=21, seed=3, now=now) == 0
     assert (await app[RECORDS].verify()).ok
+    audited = await audit(app[DB], {})  # every sample row sealed in the chain, as the server's own are
+    assert audited.rows is not None and audited.rows.ok and audited.rows.checked >= written, audited.describe()
     engine = app[DB]
     async with engine.connect() as conn:
         all_calls = [dict(r._mapping) for r in await conn.execute(calls.select())]

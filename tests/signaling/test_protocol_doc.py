@@ -338,7 +338,9 @@ def test_the_checker_finds_every_kind_of_difference() -> None:
         "s.state: the document lists ['queued'], the struct no fixed values",
     ]
     matched = struct_fields(messages.KioskMatched)
-    assert differences("m", parse('{ call_id, role: "offerer", ice_servers, field, recording, peer: {name} }'),
-                       matched) == ["m.peer: `center` is in the struct, not in the document"]
-    assert differences("m", parse('{ call_id, role: "answerer", ice_servers, field, recording, peer: {name, center} }'),
-                       matched) == ["m.role: the document lists ['answerer'], the struct \"offerer\""]
+    policy = 'ice_transport_policy?: "all" | "relay"'
+    kiosk_side = parse('{ call_id, role: "offerer", ice_servers, field, recording, peer: {name}, ' + policy + ' }')
+    assert differences("m", kiosk_side, matched) == ["m.peer: `center` is in the struct, not in the document"]
+    clerk_side = parse('{ call_id, role: "answerer", ice_servers, field, recording, peer: {name, center}, '
+                       + policy + ' }')
+    assert differences("m", clerk_side, matched) == ["m.role: the document lists ['answerer'], the struct \"offerer\""]

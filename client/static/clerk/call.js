@@ -76,6 +76,7 @@ export async function onMatched(msg) {
     role: 'answerer',
     callId: call.id,
     iceServers: msg.ice_servers,
+    iceTransportPolicy: msg.ice_transport_policy,
     stream: local.stream,
     remoteVideo: el.remoteVideo,
     send,

@@ -100,6 +100,7 @@ export function onMatched(msg, attempt = 0) {
     attempt,
     callId: call.id,
     iceServers: msg.ice_servers,
+    iceTransportPolicy: msg.ice_transport_policy,
     stream: call.stream,
     remoteVideo: el.remoteVideo,
     send,

@@ -19,6 +19,7 @@ export class CallMedia {
    * @param {'offerer'|'answerer'} o.role          from `matched.role`
    * @param {string} o.callId
    * @param {RTCIceServer[]} o.iceServers          from `matched.ice_servers`
+   * @param {'all'|'relay'} [o.iceTransportPolicy]  from `matched.ice_transport_policy`
    * @param {MediaStream|null} o.stream            local camera and microphone (null: receive only)
    * @param {HTMLVideoElement} o.remoteVideo       shows the other side
    * @param {function(string, object): Promise<object>} o.send  emit with ack ({ok, ...} or {ok: false, error})
@@ -42,6 +43,7 @@ export class CallMedia {
       role: o.role,
       attempt: o.attempt,
       iceServers: o.iceServers,
+      iceTransportPolicy: o.iceTransportPolicy,
       stream: this.stream,
       onSignal: (payload) => {
         this.send('signal', Object.assign({ call_id: this.callId }, payload)).then((answer) => {

@@ -25,6 +25,7 @@ export class CallPeer {
    * @param {object} options
    * @param {'offerer'|'answerer'} options.role   from `matched.role`
    * @param {RTCIceServer[]} options.iceServers  from `matched.ice_servers`
+   * @param {'all'|'relay'} [options.iceTransportPolicy]  from `matched.ice_transport_policy` (default 'all')
    * @param {MediaStream|null} options.stream     local camera and microphone (null: receive only)
    * @param {function(object)} options.onSignal   called with {description} or {candidate}, plus `attempt` after a restart
    * @param {function(MediaStream)} options.onRemoteStream
@@ -40,6 +41,7 @@ export class CallPeer {
     this.onRestart = options.onRestart || function () {};
     this.onFailed = options.onFailed || function () {};
     this.iceServers = Array.isArray(options.iceServers) ? options.iceServers : [];
+    this.iceTransportPolicy = options.iceTransportPolicy === 'relay' ? 'relay' : 'all';
     this.stream = options.stream || null;
     this.closed = false;
     this.failed = false; // gave up: onFailed was called
@@ -79,7 +81,7 @@ export class CallPeer {
 
   /** A new RTCPeerConnection for the current attempt, with the local tracks; its events are ignored once replaced. */
   _connect() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy });
     pc.vwPending = []; // remote candidates that came before the remote description
     pc.vwRemote = null;
     pc.ontrack = (ev) => {
