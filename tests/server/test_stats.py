@@ -19,7 +19,7 @@ from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
 from server.records.db import calls, events, followups, matters, ratings
 from server.settings import load_settings
 from server.web import stats
-from server.web.exports import MATTER_COLUMNS, SESSION_COLUMNS
+from server.web.exports import MATTER_COLUMNS, SESSION_COLUMNS, safe_text, to_csv
 from server.web.stats import CallFacts, GroupStats, Period, compute_stats, percentile
 from signaling.creditcode import is_valid_credit_code
 from tests.conftest import NewDatabase
@@ -186,7 +186,7 @@ async def test_stats_page_shows_the_figures_and_charts(client: Client, app: web.
     assert "10:24" in html  # overall average wait, 624 s
     assert "20:00" in html  # p90
     assert "60.0 %" in html and "50.0 %" in html and "33.3 %" in html
-    assert html.count("<svg") == 2 and "target 15 min" in html
+    assert html.count("<svg") == 2 and "target 15:00" in html and "(m:ss)" in html  # the chart in m:ss like the tables
     assert "/stats/export/sessions.csv?from=2026-03-02&amp;to=2026-03-08" in html
     resp = await client.get("/stats")  # default: the last 28 days
     assert resp.status == 200
@@ -220,17 +220,33 @@ async def test_csv_exports(client: Client, app: web.Application) -> None:
     assert data[0]["wait_s"] == "60" and data[0]["handling_s"] == "300" and data[0]["rating"] == "satisfied"
     assert data[3]["abandoned"] == "yes" and data[3]["wait_s"] == ""
     assert data[0]["matters"] == "1" and data[3]["matters"] == "0"
+    # names beside the ids, in the page's language (English here)
+    assert data[0]["district"] == "sh/jiading" and data[0]["district_name"] == "Jiading District"
+    assert data[0]["field"] == "tax" and data[0]["field_name"] == "Tax"
 
     resp = await client.get("/stats/export/matters.csv?from=2026-03-02&to=2026-03-08")
     assert resp.status == 200
     rows = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
     assert tuple(rows[0]) == MATTER_COLUMNS
     assert len(rows) == 1 + 5  # one matter on each answered call of the period
-    assert {r[0] for r in rows[1:]} and all(r[9] == "'=HYPERLINK(\"x\")" for r in rows[1:])  # defused formula
+    found = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert all(d["entity_name"] == "'=HYPERLINK(\"x\")" for d in found)  # defused formula
+    assert all(d["field_name"] and d["district_name"] for d in found)
     assert (await client.get("/stats/export/matters.csv?from=nonsense")).status == 400
     async with app[DB].connect() as conn:
         exported = (await conn.execute(sa.select(events.c.data).where(events.c.kind == "admin_action"))).scalars()
         assert [d["what"] for d in exported] == ["sessions", "matters"]
+
+
+def test_every_text_cell_is_defused_even_behind_spaces_and_in_full_width() -> None:
+    for risky in ("-xY3", "=1+1", "+1", "@SUM(A1)", "\tx", "\rx", "  =1", "\n=1", "\u3000=1", "\uff1d1+1",
+                  "\uff0b1", "\uff0d1", "\uff20x", " \n -2"):
+        assert safe_text(risky) == "'" + risky, repr(risky)
+    for plain in ("abc", "c1", "91310000MA1FL8XQ30", "王丽", " a=1", ""):
+        assert safe_text(plain) == plain
+    # every text cell is checked, ids included (URL-safe ids may start with "-"); numbers are left as they are
+    body = to_csv(("call_id", "n"), [["-Ab3", 3], ["ok", -1]]).decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(body))) == [["call_id", "n"], ["'-Ab3", "3"], ["ok", "-1"]]
 
 
 # ---------------------------------------------------------------- sample history
