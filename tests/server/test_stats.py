@@ -285,3 +285,33 @@ async def test_seed_history_is_valid_chained_and_idempotent(client: Client, app:
         resp = await client.get(path)
         assert resp.status == 200, path
     assert "hash chain: intact" in await (await client.get(f"/sessions/{answered['id']}")).text()
+
+
+async def test_demo_restart_keeps_the_names_of_past_participants(client: Client, app: web.Application) -> None:
+    """A call taken by a demo bot clerk keeps the clerk's name after the demo starts again (which re-issues its
+    identities) and after the clerk is revoked: in the sessions list and in the CSV export."""
+    from server.cli.demo import DEMO_CLERK, setup_demo
+
+    settings, identities = app[SETTINGS], app[IDENTITIES]
+    async with app[DB].begin() as conn:  # the demo brings its own "admin"
+        await conn.execute(sa.text("UPDATE users SET username = 'ada' WHERE username = 'admin'"))
+    demo = await setup_demo(settings, identities, bots=1)
+    assert "(you)" not in DEMO_CLERK  # what the visitor is told carries no hint for the console's user
+    bot = next(c for c in await identities.clerks() if c.name == "Bot clerk 1")
+    kiosk = next(k for k in await identities.kiosks() if k.name == demo.kiosks[0][0])
+    t0 = local(2026, 3, 3, 10)
+    async with app[DB].begin() as conn:
+        await conn.execute(calls.insert().values(
+            id="-past", case_id="-past", kiosk_id=kiosk.id, field="tax", language="zh", region=kiosk.region,
+            district="sh/jiading", requested_at=t0, answered_at=t0 + 30, ended_at=t0 + 300, end_reason="hangup",
+            ended_by="clerk", clerk_id=bot.id))
+    await setup_demo(settings, identities, bots=1)  # the next start
+    old = await identities.user(bot.id)
+    assert old is not None and old.revoked and old.name == "Bot clerk 1"
+    assert {c.name for c in await identities.clerks() if not c.revoked} == {DEMO_CLERK, "Bot clerk 1"}
+    await login(client, "ada", PASSWORD)
+    html = await (await client.get("/sessions?from=2026-03-01&to=2026-03-08")).text()
+    assert "Bot clerk 1" in html
+    body = await (await client.get("/stats/export/sessions.csv?from=2026-03-02&to=2026-03-08")).read()
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [(r["call_id"], r["clerk_name"]) for r in rows] == [("'-past", "Bot clerk 1")]
