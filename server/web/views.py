@@ -35,7 +35,8 @@ async def kiosk(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("clerk.html")
 async def clerk(request: web.Request) -> dict[str, Any]:
     user = current_user(request)
-    return {**_page_context(request), "logged_in_clerk": user is not None and user.role == "clerk"}
+    return {**_page_context(request), "logged_in_clerk": user is not None and user.role == "clerk",
+            "timezone": request.app[SETTINGS].timezone}
 
 
 async def catalog(request: web.Request) -> web.Response:
