@@ -11,6 +11,7 @@ import pytest
 import socketio
 
 from server.keys import RECORDS
+from server.live.liveboard import board_of
 from signaling import messages
 from tests.server.conftest import ENGLISH, EVENT_TIMEOUT, Harness, HarnessFactory, Peer, login_cookie
 
@@ -374,6 +375,9 @@ async def test_no_wait_is_promised_while_every_clerk_who_could_take_the_call_is_
     await clerk.ok("set_status", {"status": "away"})  # wrap-up, then away: nobody is there any more
     told = await second.next_where("queued", lambda q: q["estimated_wait_s"] is None)
     assert told["call_id"] == b["call_id"] and told["position"] == 1
+    # the live board flags it: a waiting call that no clerk who is there can take
+    [queue] = board_of(harness.switch, harness.clock.now())["queues"]
+    assert (queue["waiting"], queue["unserved"]) == (1, 1)
     await clerk.ok("set_status", {"status": "available"})  # back: the call rings at once
     assert (await clerk.next("ring"))["call_id"] == b["call_id"]
 
