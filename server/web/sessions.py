@@ -48,7 +48,7 @@ from server.web.pages import (
     labels,
     render,
 )
-from server.web.timeline import describe, people_in
+from server.web.timeline import ACTOR_ROLES, describe, people_in
 
 # ---------------------------------------------------------------- sessions
 
@@ -242,7 +242,7 @@ async def session_detail(request: web.Request) -> web.StreamResponse:
     return render("sessions_detail.html", request, {
         "call": call, "case_calls": case_calls, "timeline": timeline, "matters": call_matters,
         "followups": call_followups, "rating": dict(rating._mapping) if rating else None, "chain": chain,
-        "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": actors,
+        "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": actors, "actor_roles": ACTOR_ROLES,
         "describe": functools.partial(describe, names=labels(request), people=actors,
                                       gettext=translations(request).gettext),
         "outcomes": OUTCOMES, "end_reasons": END_REASONS, "scores": SCORES, "kinds": FOLLOWUP_KINDS,

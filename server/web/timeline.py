@@ -20,6 +20,7 @@ Gettext = Callable[[str], str]
 # the kiosk's rating reasons (client/static/kiosk/rating.js), as the staff read them
 RATING_REASONS = {"waited_too_long": N_("waited too long"), "problem_not_solved": N_("problem not solved"),
                   "hard_to_hear_or_see": N_("hard to hear or see"), "clerk_helpful": N_("clerk was helpful")}
+ACTOR_ROLES = {"system": N_("the system"), "visitor": N_("the visitor"), "clerk": N_("the clerk")}
 SIDES = {"visitor": N_("the visitor"), "clerk": N_("the clerk"), "kiosk": N_("the visitor")}
 STAGES = {"jurisdiction": N_("clerks covering the kiosk's own area"), "district": N_("any clerk of the district"),
           "city": N_("any clerk of the city")}
