@@ -12,12 +12,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.pages import Contexts, add_clerk, add_kiosk, answer_and_connect
+from tests.browser.pages import ClerkPage, Contexts, add_clerk, add_kiosk, answer_and_connect
+from tests.browser.test_accessibility import assert_accessible
 from tests.server.conftest import Harness
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+SIZES = (("1920x1080", {"width": 1920, "height": 1080}), ("1080x1920", {"width": 1080, "height": 1920}))
+
+
+async def shots(clerk: ClerkPage, name: str) -> None:
+    """The console as it is, on a landscape and a portrait screen (and back to the laptop's size)."""
+    size = clerk.page.viewport_size
+    for label, viewport in SIZES:
+        await clerk.page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        await clerk.shot(f"{name}-{label}")
+    if size is not None:
+        await clerk.page.set_viewport_size(size)
 
 
 async def test_console_after_the_first_trial(harness: Harness, contexts: Contexts) -> None:
@@ -39,7 +51,7 @@ async def test_console_after_the_first_trial(harness: Harness, contexts: Context
     await expect(clerk.testid("link-sessions")).to_have_attribute("href", "/login?next=/sessions")
     await expect(clerk.testid("records-note")).to_contain_text("opened with its link")
     await expect(clerk.testid("timezone-note")).to_have_text("Times in Asia/Shanghai")
-    await clerk.shot("trial-idle-away-en")
+    await shots(clerk, "trial-idle-away-en")
 
     await clerk.click("set-available")
     await kiosk.choose("tax")
@@ -55,7 +67,7 @@ async def test_console_after_the_first_trial(harness: Harness, contexts: Context
     await clerk.click("transfer-to-social")
     await expect(clerk.testid("transfer-confirm-text")).to_have_text(
         "Put the visitor through to Social insurance? Your part of the call ends.")
-    await clerk.shot("trial-transfer-confirm-en")
+    await shots(clerk, "trial-transfer-confirm-en")
     await clerk.click("transfer-confirm-no")  # nothing happened
     await expect(clerk.testid("transfer-confirm")).to_be_hidden()
     await clerk.expect_state("call")
@@ -78,7 +90,7 @@ async def test_console_after_the_first_trial(harness: Harness, contexts: Context
     await expect(count).not_to_have_class(re.compile("vw-code-count-full"))
     await expect(check).to_have_text("check character should be 3: a character is probably mistyped")
     await expect(code).to_have_attribute("aria-invalid", "true")
-    await clerk.shot("trial-wrapup-bad-code-en")
+    await shots(clerk, "trial-wrapup-bad-code-en")
     await code.fill("91I")
     await expect(check).to_have_text("“I” (position 3) cannot be in a credit code")
     # full-width, lower case: as a Chinese input method types it
@@ -95,3 +107,18 @@ async def test_console_after_the_first_trial(harness: Harness, contexts: Context
     minutes = int(shown[1]) * 60 + int(shown[2])
     expected = ended.hour * 60 + ended.minute
     assert min(abs(minutes - expected), 1440 - abs(minutes - expected)) <= 1, (summary, ended)
+
+
+async def test_console_in_chinese_after_the_first_trial(harness: Harness, contexts: Contexts) -> None:
+    clerk = await contexts.clerk(locale="zh-CN")
+    await clerk.start(harness.url, await add_clerk(harness, fields=("tax", "social")), available=False)
+    await expect(clerk.testid("set-available")).to_have_text("空闲")
+    await expect(clerk.testid("clerk-regions")).to_have_text("嘉定区")
+    await expect(clerk.testid("timezone-note")).to_have_text("时间为 Asia/Shanghai 时区")
+    await expect(clerk.testid("records-note")).to_contain_text("通过链接打开")
+    await assert_accessible(clerk.page, "clerk console idle (zh)")
+    await shots(clerk, "trial-idle-away-zh")
+    await clerk.click("set-available")
+    await clerk.expect_status("available")
+    await expect(clerk.testid("set-available")).to_have_attribute("aria-pressed", "true")
+    await shots(clerk, "trial-idle-available-zh")
