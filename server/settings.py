@@ -75,6 +75,8 @@ class Settings:
     catalog: Catalog = field(default_factory=lambda: Catalog([ServiceField("x", {}, ())]))
     stages: tuple[Stage, ...] = (Stage("jurisdiction", 0),)
     calendar: WorkCalendar = field(default_factory=lambda: WorkCalendar.from_toml_dict({"years": {}}))
+    # names.toml: a kiosk's or center's name as stored -> its forms by language (for the visitor's screen)
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -181,6 +183,18 @@ def _catalog(data: Mapping[str, Any]) -> Catalog:
     return Catalog(fields)
 
 
+def _names(path: Path) -> dict[str, dict[str, str]]:
+    """names.toml, optional: ``[names] "Stored name" = { zh = "...", ar = "..." }``."""
+    if not path.is_file():
+        return {}
+    table = _read(path).get("names", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(forms, dict) and all(isinstance(v, str) for v in forms.values()) for forms in table.values()
+    ):
+        raise SettingsError("names.toml: [names] maps a name to a table of its forms, e.g. { zh = \"...\" }")
+    return {str(k): {str(lang): v for lang, v in forms.items()} for k, forms in table.items()}
+
+
 def _stages(data: Mapping[str, Any], regions: RegionTree) -> tuple[Stage, ...]:
     stages = []
     for s in data.get("stage", []):
@@ -235,6 +249,7 @@ def load_settings(
         catalog=_catalog(_read(cdir / "fields.toml")),
         stages=_stages(_read(cdir / "routing.toml"), regions),
         calendar=calendar,
+        names=_names(cdir / "names.toml"),
     )
     try:
         _ = settings.tz

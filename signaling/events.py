@@ -15,7 +15,7 @@ import msgspec
 
 from signaling import errors
 from signaling import messages as m
-from signaling.calls import ANSWERED, PRIORITY_TRANSFERRED, WAITING, Call
+from signaling.calls import ANSWERED, PRIORITY_TRANSFERRED, WAITING, Call, CallState
 from signaling.casefile import check_matters
 from signaling.commands import CLERK, KIOSK, Party
 from signaling.decisions import EndReason
@@ -61,6 +61,8 @@ def request_call(sw: Switch, party: Party, msg: m.RequestCall, fresh: str, now: 
     decisions = sw.engine.request_call(fresh, msg.field, msg.language, kiosk.region, now)
     state = sw.engine.calls[fresh].state
     position, wait = sw.engine.position(fresh)
+    if state is CallState.QUEUED:
+        wait = sw.told_wait(fresh, wait)  # as the queued message says it
     sw.carry(decisions, now, out)
     return m.CallRequested(fresh, state.value, position, seconds(wait))  # type: ignore[arg-type]
 

@@ -256,7 +256,7 @@ class QueuedMsg(_Out):
     EVENT = "queued"
     call_id: str
     position: int  # 1-based, among the waiting calls of the same field and district (ringing calls left out)
-    estimated_wait_s: int | None  # whole seconds; null while no clerk who could take the call is online
+    estimated_wait_s: int | None  # whole seconds; null while no clerk who could take the call is online and not away
     stage: int
     reason: str
 

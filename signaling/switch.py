@@ -179,11 +179,38 @@ class Switch:
                 raise SignalingError(errors.UNKNOWN_EVENT, f"unknown command {type(cmd).__name__}")
         return None
 
+    def told_wait(self, call_id: str, wait: float | None) -> float | None:
+        """The estimate a waiting visitor is told: the engine's (which counts every online clerk who could take
+        the call), or None when each of those clerks is away, so that the kiosk never promises a wait that
+        nobody is there to keep (it says so and offers a call back)."""
+        if wait is None:
+            return None
+        call = self.engine.calls[call_id]
+        regions = self.engine.regions
+        depth = min(2, len(regions.levels))
+        above = set(regions.ancestors(call.region)[: depth - 1])
+        district = regions.ancestor_at(call.region, depth)
+        for clerk in self.engine.clerks.values():
+            p = clerk.profile
+            if clerk.status is ClerkStatus.AWAY or call.field not in p.fields:
+                continue
+            if any(r in above or district in regions.ancestors(r) for r in p.regions):
+                return wait
+        return None
+
+    def _groups_served_by(self, clerk_id: str) -> set[tuple[str, str]]:
+        clerk = self.engine.clerks.get(clerk_id)
+        if clerk is None:
+            return set()
+        fields = set(clerk.profile.fields)
+        return {(c.field, self.engine.district_of(c.region)) for c in self.engine.waiting_calls() if c.field in fields}
+
     def queue_positions(self, groups: Iterable[tuple[str, str]]) -> list[Send]:
         """Position updates for every waiting call of the given queues (field, district)."""
         sends = []
         for f, district in groups:
-            for call_id, position, wait in self.engine.waiting_in(f, district):
+            for call_id, position, engine_wait in self.engine.waiting_in(f, district):
+                wait = self.told_wait(call_id, engine_wait)
                 live = self.calls[call_id]
                 if live.kiosk.id in self.kiosks:
                     stage = self.engine.calls[call_id].stage
@@ -411,12 +438,16 @@ class Switch:
                     self.send(out, Party(CLERK, clerk_id), m.RingEndedMsg(call_id, reason.value))
                 case ClerkStatusChanged(clerk_id=clerk_id, status=status, reason=reason):
                     self.send(out, Party(CLERK, clerk_id), m.StatusMsg(status.value, reason))
+                    if status in (ClerkStatus.AWAY, ClerkStatus.AVAILABLE):
+                        # a clerk came or went: the waiting visitors they could serve hear whether anyone is there
+                        out.extend(self.queue_positions(self._groups_served_by(clerk_id)))
                 case Queued(call_id=call_id):
                     live = self.calls[call_id]
+                    wait = self.told_wait(call_id, d.estimated_wait_s)
                     out.append(self.event(live, "queued", "system", now, {
-                        "position": d.position, "estimated_wait_s": d.estimated_wait_s, "reason": d.reason}))
+                        "position": d.position, "estimated_wait_s": wait, "reason": d.reason}))
                     self.send(out, Party(KIOSK, live.kiosk.id), m.QueuedMsg(
-                        call_id, d.position, seconds(d.estimated_wait_s), d.stage, d.reason))
+                        call_id, d.position, seconds(wait), d.stage, d.reason))
                 case StageWidened(call_id=call_id, stage=stage, name=name):
                     out.append(self.event(self.calls[call_id], "stage_widened", "system", now,
                                            {"stage": stage, "name": name}))

@@ -13,7 +13,7 @@ import { translator } from './shared/i18n.js';
 
 // the page's language's texts of the staff catalog (client/locale/<lang>/LC_MESSAGES/staff.po)
 const CATALOGS = readData('vw-i18n');
-const { t, N_ } = translator(CATALOGS, () => Object.keys(CATALOGS)[0]);
+const { t, tn, N_ } = translator(CATALOGS, () => Object.keys(CATALOGS)[0]);
 const STATE_NAMES = {
   available: N_('available'), away: N_('away'), ringing: N_('ringing'), busy: N_('busy'),
   wrap_up: N_('wrap-up'), queued: N_('queued'), connecting: N_('connecting'), active: N_('active'),
@@ -75,10 +75,19 @@ function render(root, data) {
   const clerks = document.getElementById('vwa-clerks');
   const calls = document.getElementById('vwa-calls');
   if (queues) {
-    fill(queues, data.queues || [], 5, t('Nobody is waiting.'), (q) => {
+    fill(queues, data.queues || [], 6, t('Nobody is waiting.'), (q) => {
       const tr = el('tr', null, q.over_target ? 'vwa-row-bad' : '');
+      // a waiting call that no clerk who is there can take (every one who could is away or offline)
+      const who = el('td');
+      if (q.unserved) {
+        const flag = el('span', tn('{n} call: no clerk who can take it is available', '{n} calls: no clerk who can take them is available', q.unserved), 'vwa-flag');
+        flag.dataset.testid = 'queue-unserved';
+        who.appendChild(flag);
+      } else {
+        who.textContent = t('a clerk is there');
+      }
       tr.append(el('td', q.field_name), el('td', q.district_name), num(q.waiting), num(q.ringing),
-        num(duration(q.longest_wait_s)));
+        num(duration(q.longest_wait_s)), who);
       return tr;
     });
   }

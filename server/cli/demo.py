@@ -1,7 +1,10 @@
 """Demo mode: sample kiosks, a clerk console login and headless bot clerks.
 
 Demo identities are re-issued at every start (tokens are stored hashed, so
-they cannot be shown again) and are marked so they never mix with real ones.
+they cannot be shown again) and are marked so they never mix with real ones;
+those of an earlier start that took calls stay, revoked, so that the sessions
+they took keep their names. Names are what the visitor sees: no hints for the
+console's user in them (the console says whose it is).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ DEMO_KIOSKS = [
     ("Demo window, Changshou Creative Park", "sh/putuo/changshou/park-1"),
     ("Demo window, Bund Finance Park", "sh/huangpu/nanjing-east/park-1"),
 ]
-DEMO_CENTER = "Shanghai city service center"
+DEMO_CENTER = "Shanghai city service center"  # its zh/ar names: config/names.toml
+DEMO_CLERK = "Chen Jing"  # the clerk console's own identity (log in as "clerk")
 
 
 @dataclass
@@ -45,7 +49,7 @@ async def setup_demo(settings: Settings, identities: IdentityStore, bots: int) -
             demo.kiosks.append((name, region, token))
     demo.password = secrets.token_urlsafe(9)
     _, demo.clerk_token = await identities.add_clerk(
-        "Demo clerk (you)", fields, [root], settings.languages, center=DEMO_CENTER, demo=True,
+        DEMO_CLERK, fields, [root], settings.languages, center=DEMO_CENTER, demo=True,
         username="clerk", password=demo.password,
     )
     await identities.add_user("Demo administrator", "admin", username="admin", password=demo.password,
@@ -61,7 +65,8 @@ def print_demo(demo: Demo, base_url: str) -> None:
     print(f"\nVirtual Windows demo running on {base_url}")
     for name, _region, token in demo.kiosks:
         print(f"  kiosk   {name}:\n          {base_url}/kiosk#token={token}")
-    print(f"  clerk   console (answer calls yourself):\n          {base_url}/clerk#token={demo.clerk_token}")
+    print(f"  clerk   console of {DEMO_CLERK} (answer calls yourself):\n"
+          f"          {base_url}/clerk#token={demo.clerk_token}")
     print(f"  admin   {base_url}/login  user admin, password {demo.password}  (the clerk can log in as "
           f"clerk with the same password)")
     if demo.bot_tokens:

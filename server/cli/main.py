@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import getpass
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -316,6 +318,32 @@ async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class AddressInUseError(Exception):
+    """The host and port to serve on are taken (by another server, or an earlier one still running)."""
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Raise :class:`AddressInUseError` before anything starts (workers, migrations, logs) if the port is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return  # the server's own bind says what is wrong with the host
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds: TIME_WAIT is no conflict
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise AddressInUseError from None
+
+
+def address_in_use_message(host: str, port: int) -> str:
+    other = port + 1 if 0 < port < 65535 else 8080
+    return (f"error: port {port} on {host} is already in use; stop what uses it or choose another port with "
+            f"--port {other} (or VWINDOW_PORT={other})")
+
+
 async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) -> None:
     from aiohttp import web
 
@@ -324,11 +352,18 @@ async def _serve(settings: Settings, demo: bool, bots: int, config_dir: Path) ->
     from server.cli.seed import seed_history
     from server.keys import IDENTITIES
 
+    check_address_free(settings.host, settings.port)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()  # runs the migrations
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUseError from None
+        raise
     base_url = f"http://{settings.host}:{settings.port}"
     procs: list[asyncio.subprocess.Process] = []
     stop = asyncio.Event()
@@ -415,8 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in commands:
         return asyncio.run(commands[args.command](args, settings))
     config_dir = args.config or settings.config_dir
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, args.demo, args.bots, config_dir))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(settings, args.demo, args.bots, config_dir))
+    except AddressInUseError:
+        print(address_in_use_message(settings.host, settings.port), file=sys.stderr)
+        return 1
     return 0
 
 

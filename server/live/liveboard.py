@@ -31,8 +31,10 @@ def board_of(sw: Switch, now: float) -> dict[str, Any]:
             district = live.case.district
             q = queues.setdefault((call.field, district), {
                 "field": call.field, "district": district, "district_name": regions.get(district).name("en"),
-                "waiting": 0, "ringing": 0, "longest_wait_s": 0.0})
+                "waiting": 0, "ringing": 0, "longest_wait_s": 0.0, "unserved": 0})
             q["waiting" if call.state is CallState.QUEUED else "ringing"] += 1
+            if call.state is CallState.QUEUED and sw.told_wait(call.id, 0.0) is None:
+                q["unserved"] += 1  # nobody who could take it is there: every such clerk is away or offline
             q["longest_wait_s"] = max(q["longest_wait_s"], waited)
         elif call.state is not CallState.HELD:
             in_progress.append({

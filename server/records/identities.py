@@ -24,7 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.records.batching import BatchedLookup
-from server.records.db import kiosks, users, web_sessions
+from server.records.db import calls, followups, kiosks, matters, users, web_sessions
 from signaling.commands import ClerkCard, KioskCard
 
 _hasher = PasswordHasher()
@@ -310,7 +310,20 @@ class IdentityStore:
         return res.rowcount == 1
 
     async def remove_demo(self) -> None:
+        """Clear the demo identities of an earlier start. Those that took part in a call stay, revoked and without
+        credentials, so that past sessions, exports and follow-ups still show their names; the rest go."""
+        now = time.time()
+        kiosk_ids = sa.select(calls.c.kiosk_id)
+        user_ids = sa.union(sa.select(calls.c.clerk_id).where(calls.c.clerk_id.is_not(None)),
+                            sa.select(matters.c.clerk_id), sa.select(followups.c.assignee)
+                            .where(followups.c.assignee.is_not(None)))
         async with self.engine.begin() as conn:
-            await conn.execute(kiosks.delete().where(kiosks.c.demo.is_(True)))
-            await conn.execute(users.delete().where(users.c.demo.is_(True)))
+            await conn.execute(kiosks.delete().where(kiosks.c.demo.is_(True), kiosks.c.id.not_in(kiosk_ids)))
+            await conn.execute(users.delete().where(users.c.demo.is_(True), users.c.id.not_in(user_ids)))
+            for row in (await conn.execute(sa.select(kiosks.c.id).where(kiosks.c.demo.is_(True)))).all():
+                await conn.execute(kiosks.update().where(kiosks.c.id == row.id).values(
+                    token_hash=hash_token(new_token()), revoked_at=sa.func.coalesce(kiosks.c.revoked_at, now)))
+            await conn.execute(users.update().where(users.c.demo.is_(True)).values(
+                token_hash=None, username=None, password_hash=None,
+                revoked_at=sa.func.coalesce(users.c.revoked_at, now)))
         await self._roster_changed()

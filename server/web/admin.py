@@ -118,7 +118,7 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
     report = await stats.load_stats(request.app[DB], period, settings.tz)
     query = urlencode({"from": period.start.isoformat(), "to": period.end.isoformat()})
     wait_svg = stats.wait_chart_svg(report.by_district, lambda g: names.region(g.district), report.target_s,
-                                    gettext("Average and 90th-percentile wait (min)"), gettext)
+                                    gettext("Average and 90th-percentile wait (m:ss)"), gettext)
     calls_svg = stats.calls_chart_svg(report.by_field, lambda g: names.field(g.field),
                                       gettext("Calls per service field"), gettext)
     return render("admin_stats.html", request, {
@@ -128,12 +128,13 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
 
 
 async def _export(request: web.Request, what: str,
-                  make: Callable[[AsyncEngine, stats.Period, ZoneInfo], Awaitable[bytes]]) -> web.StreamResponse:
+                  make: Callable[[AsyncEngine, stats.Period, ZoneInfo, Labels], Awaitable[bytes]]
+                  ) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     period, problems = _period(request)
     if problems:
         raise web.HTTPBadRequest(text="; ".join(problems))
-    body = await make(request.app[DB], period, settings.tz)
+    body = await make(request.app[DB], period, settings.tz, labels(request))
     await admin_action(request, "export", what=what, start=period.start.isoformat(), end=period.end.isoformat())
     return web.Response(body=body, content_type="text/csv", charset="utf-8", headers={
         "Content-Disposition": f'attachment; filename="{what}-{period.label()}.csv"', "Cache-Control": "no-store"})

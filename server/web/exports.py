@@ -1,10 +1,13 @@
 """CSV exports of sessions (calls) and matters for a period.
 
 The files are UTF-8 with a byte-order mark, so spreadsheet programs (Excel in
-particular) read the Chinese names right, and use CRLF line ends. Text typed by
-people (entity names, notes, rating reasons) is defused against formula
-injection: a cell that would start with ``=``, ``+``, ``-``, ``@``, a tab or a
-carriage return gets a leading apostrophe.
+particular) read the Chinese names right, and use CRLF line ends. Every text
+cell is defused against formula injection, not only text typed by people (call
+ids are URL-safe base64 and may start with ``-``): a cell whose first character
+after any leading spaces, tabs or line breaks is ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return, or their full-width forms (``＝ ＋ － ＠``), gets a
+leading apostrophe. Districts, fields and matter types come with their names in
+the page's language beside their ids.
 """
 
 from __future__ import annotations
@@ -20,18 +23,23 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.records.db import calls, followups, matters, ratings, users
+from server.web.pages import Labels
 from server.web.stats import Period
 
 BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# what a spreadsheet may skip before it reads a formula (spaces, line breaks, the ideographic space)
+_LEADING = " \t\r\n\u3000\u00a0"
 
 SESSION_COLUMNS = (
-    "call_id", "case_id", "requested_at", "answered_at", "ended_at", "district", "region", "field", "language",
+    "call_id", "case_id", "requested_at", "answered_at", "ended_at", "district", "district_name", "region",
+    "region_name", "field", "field_name", "language",
     "kiosk_id", "clerk_id", "clerk_name", "wait_s", "handling_s", "abandoned", "end_reason", "ended_by",
     "transferred_from", "matters", "rating", "rating_reason",
 )
 MATTER_COLUMNS = (
-    "matter_id", "call_id", "case_id", "logged_at", "district", "region", "field", "matter_type", "credit_code",
+    "matter_id", "call_id", "case_id", "logged_at", "district", "district_name", "region", "region_name", "field",
+    "field_name", "matter_type", "matter_type_name", "credit_code",
     "entity_name", "outcome", "notes", "clerk_id", "clerk_name", "followup_id", "followup_kind", "due_date",
     "followup_status", "resolved_at",
 )
@@ -39,7 +47,13 @@ MATTER_COLUMNS = (
 
 def safe_text(value: str) -> str:
     """Text a spreadsheet will not take for a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    if value.startswith(_FORMULA_START) or value.lstrip(_LEADING).startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _safe_cell(value: Any) -> Any:
+    return safe_text(value) if isinstance(value, str) else value
 
 
 def local_iso(ts: float | None, tz: ZoneInfo) -> str:
@@ -57,11 +71,11 @@ def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    writer.writerows(rows)
+    writer.writerows([_safe_cell(v) for v in row] for row in rows)
     return out.getvalue().encode("utf-8")
 
 
-async def sessions_csv(engine: AsyncEngine, period: Period, tz: ZoneInfo) -> bytes:
+async def sessions_csv(engine: AsyncEngine, period: Period, tz: ZoneInfo, names: Labels) -> bytes:
     lo, hi = period.bounds(tz)
     n_matters = (sa.select(sa.func.count()).where(matters.c.call_id == calls.c.id)
                  .correlate(calls).scalar_subquery())
@@ -82,15 +96,16 @@ async def sessions_csv(engine: AsyncEngine, period: Period, tz: ZoneInfo) -> byt
         abandoned = m["answered_at"] is None and m["ended_at"] is not None
         out.append([
             m["id"], m["case_id"], local_iso(m["requested_at"], tz), local_iso(m["answered_at"], tz),
-            local_iso(m["ended_at"], tz), m["district"], m["region"], m["field"], m["language"], m["kiosk_id"],
-            m["clerk_id"] or "", safe_text(m["clerk_name"] or ""), _seconds(wait), _seconds(handling),
+            local_iso(m["ended_at"], tz), m["district"], names.region(m["district"]), m["region"],
+            names.place(m["region"]), m["field"], names.field(m["field"]), m["language"], m["kiosk_id"],
+            m["clerk_id"] or "", m["clerk_name"] or "", _seconds(wait), _seconds(handling),
             "yes" if abandoned else "no", m["end_reason"] or "", m["ended_by"] or "", m["transferred_from"] or "",
-            m["n_matters"], m["score"] or "", safe_text(m["reason"] or ""),
+            m["n_matters"], m["score"] or "", m["reason"] or "",
         ])
     return to_csv(SESSION_COLUMNS, out)
 
 
-async def matters_csv(engine: AsyncEngine, period: Period, tz: ZoneInfo) -> bytes:
+async def matters_csv(engine: AsyncEngine, period: Period, tz: ZoneInfo, names: Labels) -> bytes:
     """Matters logged on the calls requested in the period, with their follow-up if any."""
     lo, hi = period.bounds(tz)
     q = (sa.select(matters, calls.c.district, calls.c.region, users.c.name.label("clerk_name"),
@@ -107,9 +122,10 @@ async def matters_csv(engine: AsyncEngine, period: Period, tz: ZoneInfo) -> byte
     for r in rows:
         m = r._mapping
         out.append([
-            m["id"], m["call_id"], m["case_id"], local_iso(m["created_at"], tz), m["district"], m["region"],
-            m["field"], m["matter_type"], m["credit_code"] or "", safe_text(m["entity_name"] or ""), m["outcome"],
-            safe_text(m["notes"] or ""), m["clerk_id"], safe_text(m["clerk_name"] or ""),
+            m["id"], m["call_id"], m["case_id"], local_iso(m["created_at"], tz), m["district"],
+            names.region(m["district"]), m["region"], names.place(m["region"]), m["field"], names.field(m["field"]),
+            m["matter_type"], names.matter(m["field"], m["matter_type"]), m["credit_code"] or "",
+            m["entity_name"] or "", m["outcome"], m["notes"] or "", m["clerk_id"], m["clerk_name"] or "",
             m["followup_id"] if m["followup_id"] is not None else "", m["followup_kind"] or "",
             m["due_date"] or "", m["followup_status"] or "", local_iso(m["resolved_at"], tz),
         ])

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.keys import DB, IDENTITIES, RECORDS, SETTINGS
 from server.records import seals as sealing
-from server.records.db import MAX_ID, calls, followups, users
+from server.records.db import MAX_ID, calls, followups, matters, users
 from server.records.identities import Clerk
 from server.settings import Settings
 from server.web.auth import require_role
@@ -95,9 +95,12 @@ async def followup_overview(engine: AsyncEngine, user: Clerk, q: FollowupQuery, 
     tabs = [k for k in FOLLOWUP_TABS if k != "all"]
     counters = [_count_if(tab_condition(t, today)).label(t) for t in tabs]
     cond = tab_condition(q.tab, today)
-    rows_q = (sa.select(followups, calls.c.clerk_id.label("call_clerk_id"), users.c.name.label("assignee_name"))
+    # what it is about: the matter's type, entity and credit code beside the notes
+    rows_q = (sa.select(followups, calls.c.clerk_id.label("call_clerk_id"), users.c.name.label("assignee_name"),
+                        matters.c.matter_type, matters.c.entity_name, matters.c.credit_code)
               .select_from(followups.outerjoin(calls, calls.c.id == followups.c.call_id)
-                           .outerjoin(users, users.c.id == followups.c.assignee))
+                           .outerjoin(users, users.c.id == followups.c.assignee)
+                           .outerjoin(matters, matters.c.id == followups.c.matter_id))
               .where(*filters, cond)
               .order_by(followups.c.due_date.desc() if q.tab == "resolved" else followups.c.due_date, followups.c.id)
               .limit(PAGE_SIZE).offset((q.page - 1) * PAGE_SIZE))

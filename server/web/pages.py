@@ -28,7 +28,7 @@ OUTCOMES = {"completed": N_("completed"), "referred": N_("referred"), "yet_to_do
 END_REASONS = {"hangup": N_("hung up"), "cancelled": N_("gave up waiting"),
                "visitor_disconnected": N_("visitor disconnected"),
                "clerk_disconnected": N_("clerk disconnected"), "transferred": N_("transferred"),
-               "media_failed": N_("connection lost")}
+               "media_failed": N_("connection lost"), "server_restarted": N_("server restarted")}
 SCORES = {"satisfied": N_("satisfied"), "neutral": N_("neutral"), "dissatisfied": N_("dissatisfied")}
 FOLLOWUP_TABS = {"open": N_("open"), "due_today": N_("due today"), "overdue": N_("overdue"),
                  "resolved": N_("resolved"), "all": N_("all")}

@@ -48,8 +48,10 @@ from server.web.pages import (
     _user,
     fmt_duration,
     fmt_time,
+    labels,
     render,
 )
+from server.web.timeline import ACTOR_ROLES, describe, people_in
 
 # ---------------------------------------------------------------- sessions
 
@@ -194,14 +196,8 @@ async def sessions_page(request: web.Request) -> web.StreamResponse:
 
 
 async def _actor_names(engine: AsyncEngine, timeline: list[dict[str, Any]]) -> dict[str, str]:
-    """Display names for the actors of a timeline ("clerk:c-1" -> "Wang Min")."""
-    user_ids, kiosk_ids = set(), set()
-    for e in timeline:
-        kind, _, ident = str(e["actor"]).partition(":")
-        if kind in ("clerk", "user"):
-            user_ids.add(ident)
-        elif kind == "kiosk":
-            kiosk_ids.add(ident)
+    """Display names for the actors of a timeline and the clerks its data names ("clerk:c-1" -> "Wang Min")."""
+    user_ids, kiosk_ids = people_in(timeline)
     names: dict[str, str] = {}
     async with engine.connect() as conn:
         if user_ids:
@@ -245,13 +241,16 @@ async def session_detail(request: web.Request) -> web.StreamResponse:
     call["handling_s"] = (None if call["answered_at"] is None or call["ended_at"] is None
                           else call["ended_at"] - call["answered_at"])
     recs = await call_recordings(request.app[EVIDENCE], call_id)
+    actors = await _actor_names(engine, timeline)
     can_play = may_play(user, call, settings)
     players = side_by_side(recs) if can_play else []
     playback = request.app[PLAYBACKS].issue(user.id, call_id) if players else ""
     return render("sessions_detail.html", request, {
         "call": call, "case_calls": case_calls, "timeline": timeline, "matters": call_matters,
         "followups": call_followups, "rating": dict(rating._mapping) if rating else None, "chain": chain,
-        "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": await _actor_names(engine, timeline),
+        "kiosk_name": kiosk, "clerk_name": clerk_name, "actors": actors, "actor_roles": ACTOR_ROLES,
+        "describe": functools.partial(describe, names=labels(request), people=actors,
+                                      gettext=translations(request).gettext),
         "outcomes": OUTCOMES, "end_reasons": END_REASONS, "scores": SCORES, "kinds": FOLLOWUP_KINDS,
         "fmt_time": functools.partial(fmt_time, tz=settings.tz), "fmt_duration": fmt_duration,
         "recordings": recs, "players": players, "can_play": can_play, "playback": playback,

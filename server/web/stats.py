@@ -330,8 +330,14 @@ def _untranslated(message: str) -> str:
     return message
 
 
+def _mmss(minutes: float) -> str:
+    """Minutes as m:ss, as the tables show durations (13.6 -> "13:36")."""
+    m, sec = divmod(max(0, round(minutes * 60)), 60)
+    return f"{m}:{sec:02d}"
+
+
 def wait_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], str],
-                   target_s: float = TARGET_WAIT_S, title: str = "Wait per district (minutes)",
+                   target_s: float = TARGET_WAIT_S, title: str = "Wait per district (m:ss)",
                    gettext: Callable[[str], str] = _untranslated) -> str:
     """Grouped vertical bars: average and 90th-percentile wait per group, a dashed line at the target.
     ``gettext`` translates the chart's own words (the staff catalog's)."""
@@ -352,7 +358,7 @@ def wait_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], s
         v = y_max * i / 4
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(y(v))}" y2="{_num(y(v))}" '
                      'class="vw-chart-grid"/>')
-        parts.append(_text(left - 6, y(v) + 4, _num(v), "vw-chart-axis", "end"))
+        parts.append(_text(left - 6, y(v) + 4, _mmss(v), "vw-chart-axis", "end"))
     if not shown:
         parts.append(_text(left + plot_w / 2, top + plot_h / 2, gettext("no answered calls in this period"),
                            "vw-chart-empty", "middle"))
@@ -362,18 +368,18 @@ def wait_chart_svg(groups: Sequence[GroupStats], label: Callable[[GroupStats], s
         x0 = left + i * slot + slot / 2 - bar
         bars = (((g.avg_wait_s or 0) / 60, "vw-bar-avg", gettext("average")),
                 ((g.p90_wait_s or 0) / 60, "vw-bar-p90", gettext("90th percentile")))
-        tip = gettext("%(label)s: %(name)s %(minutes)s min")
+        tip = gettext("%(label)s: %(name)s %(duration)s")
         for j, (value, cls, name) in enumerate(bars):
             bx = x0 + j * bar
             parts.append(f'<rect x="{_num(bx)}" y="{_num(y(value))}" width="{_num(bar - 2)}" '
                          f'height="{_num(top + plot_h - y(value))}" class="{cls}">'
-                         f"<title>{escape(tip % {'label': label(g), 'name': name, 'minutes': _num(value)})}"
+                         f"<title>{escape(tip % {'label': label(g), 'name': name, 'duration': _mmss(value)})}"
                          "</title></rect>")
-            parts.append(_text(bx + (bar - 2) / 2, y(value) - 4, _num(round(value, 1)), "vw-chart-value", "middle"))
+            parts.append(_text(bx + (bar - 2) / 2, y(value) - 4, _mmss(value), "vw-chart-value", "middle"))
         parts.append(_text(left + i * slot + slot / 2, top + plot_h + 18, label(g), "vw-chart-label", "middle"))
     ty = y(target_s / 60)
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(ty)}" y2="{_num(ty)}" class="vw-chart-target"/>')
-    parts.append(_text(width - right, ty - 6, gettext("target %(minutes)s min") % {"minutes": _num(target_s / 60)},
+    parts.append(_text(width - right, ty - 6, gettext("target %(duration)s") % {"duration": _mmss(target_s / 60)},
                        "vw-chart-target-label", "end"))
     lx = left
     for cls, name in (("vw-bar-avg", gettext("average")), ("vw-bar-p90", gettext("90th percentile"))):

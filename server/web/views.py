@@ -27,15 +27,19 @@ async def index(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("kiosk.html")
 async def kiosk(request: web.Request) -> dict[str, Any]:
     """The kiosk page in its default language, with every kiosk language's texts for the visitor to choose."""
+    settings = request.app[SETTINGS]
     languages = request.app[i18n.LANGUAGES].supported(i18n.KIOSK)
     return {**_page_context(request), **i18n.page_context(request, i18n.KIOSK), "languages": languages,
-            "i18n_catalogs": i18n.js_catalog(request, i18n.KIOSK, languages)}
+            "i18n_catalogs": i18n.js_catalog(request, i18n.KIOSK, languages),
+            # names of kiosks and centers in the visitor's languages, and what the start screen tells
+            "names": settings.names, "service_hours": settings.service_hours, "timezone": settings.timezone}
 
 
 @aiohttp_jinja2.template("clerk.html")
 async def clerk(request: web.Request) -> dict[str, Any]:
     user = current_user(request)
-    return {**_page_context(request), "logged_in_clerk": user is not None and user.role == "clerk"}
+    return {**_page_context(request), "logged_in_clerk": user is not None and user.role == "clerk",
+            "timezone": request.app[SETTINGS].timezone}
 
 
 async def catalog(request: web.Request) -> web.Response:

@@ -111,10 +111,13 @@ class Contexts:
         self.page_errors: list[str] = []
         self.console: list[str] = []
 
-    async def new_page(self, name: str, viewport: ViewportSize, locale: str = "en-US") -> Page:
-        """A page in a new context; ``locale`` is the browser's language (its Accept-Language)."""
+    async def new_page(
+        self, name: str, viewport: ViewportSize, locale: str = "en-US", timezone: str = "Asia/Shanghai"
+    ) -> Page:
+        """A page in a new context; ``locale`` is the browser's language (its Accept-Language), ``timezone`` the
+        browser's time zone."""
         context = await self.browser.new_context(
-            permissions=["camera", "microphone"], viewport=viewport, locale=locale, timezone_id="Asia/Shanghai"
+            permissions=["camera", "microphone"], viewport=viewport, locale=locale, timezone_id=timezone
         )
         await context.add_init_script(TRACK_PEERS_JS)
         self.contexts.append(context)
@@ -134,8 +137,11 @@ class Contexts:
     async def kiosk(self, name: str = "kiosk") -> KioskPage:
         return KioskPage(await self.new_page(name, KIOSK_VIEWPORT))
 
-    async def clerk(self, name: str = "clerk", locale: str = "en-US") -> ClerkPage:
-        return ClerkPage(await self.new_page(name, CLERK_VIEWPORT, locale))
+    async def clerk(
+        self, name: str = "clerk", locale: str = "en-US", timezone: str = "Asia/Shanghai",
+        viewport: ViewportSize = CLERK_VIEWPORT,
+    ) -> ClerkPage:
+        return ClerkPage(await self.new_page(name, viewport, locale, timezone))
 
     async def close(self) -> None:
         for context in self.contexts:

@@ -49,7 +49,8 @@ async def test_the_visitors_language_is_carried_into_the_call(harness: Harness, 
     await kiosk.start(harness.url, await add_kiosk(harness))
     await kiosk.request("tax", lang="ar")
     await expect(kiosk.page.locator("html")).to_have_attribute("dir", "rtl")
-    await expect(kiosk.testid("wait-title")).to_have_text("يُرجى الانتظار، سيكون أحد الموظفين معك قريبًا")
+    # the only clerk is away: the honest notice, in Arabic
+    await expect(kiosk.testid("wait-title")).to_have_text("لا يوجد موظف متاح الآن")
     await expect(kiosk.testid("queue-position-text")).to_have_text("أنت التالي")
     await clerk.click("set-available")
     await clerk.expect_state("ringing")
@@ -63,13 +64,13 @@ async def test_clerk_console_speaks_the_browsers_language_and_switches(harness: 
     await expect(page.locator("html")).to_have_attribute("lang", "zh")
     await expect(page.locator("h1")).to_have_text("虚拟窗口 · 坐席工作台")
     await expect(clerk.testid("status")).to_have_text("离开")  # drawn by clerk.js from the catalog
-    await expect(clerk.testid("set-available")).to_have_text("示闲")
+    await expect(clerk.testid("set-available")).to_have_text("空闲")
 
     await clerk.click("lang-switch-en")
     await clerk.expect_state("idle")
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await expect(clerk.testid("status")).to_have_text("Away")
-    await expect(clerk.testid("set-available")).to_have_text("Set available")
+    await expect(clerk.testid("set-available")).to_have_text("Available")  # as the README says: press **Available**
     # the choice is kept in a cookie, over the browser's Chinese
     await page.reload()
     await clerk.expect_state("idle")

@@ -488,7 +488,7 @@ async def test_live_board_and_its_api(world: World) -> None:
 async def test_live_api_names_fields_and_districts(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot = {
         "queues": [{"field": "tax", "district": JIADING, "district_name": "Jiading District", "waiting": 2,
-                    "ringing": 1, "longest_wait_s": 1000.0}],
+                    "ringing": 1, "longest_wait_s": 1000.0, "unserved": 1}],
         "clerks": [{"id": world.clerk_a.id, "name": "Alice Clerk", "center": "", "fields": ["tax"],
                     "regions": [JIADING], "status": "busy", "call_id": "c1"}],
         "calls": [{"call_id": "c1", "case_id": "c1", "field": "market", "region": JIADING_PARK, "kiosk": "K",
@@ -506,6 +506,8 @@ async def test_live_api_names_fields_and_districts(world: World, monkeypatch: py
     assert data["clerks"][0]["field_names"] == ["Tax"] and data["kiosks_online"] == 3
     html = await (await world.client.get("/admin")).text()  # the first paint, before any poll
     assert "16:40" in html and "/sessions/c1" in html and ">busy<" in html
+    # the waiting call that no clerk who is there can take is flagged
+    assert 'data-testid="queue-unserved">1 call: no clerk who can take it is available<' in html
     # the names follow the page's language
     chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
     data = await (await world.client.get("/admin/api/live", headers=chinese)).json()

@@ -14,6 +14,7 @@ import pytest
 import socketio
 
 from server.keys import RECORDS
+from server.live.liveboard import board_of
 from signaling import messages
 from tests.server.conftest import ENGLISH, EVENT_TIMEOUT, Harness, HarnessFactory, Peer, login_cookie
 
@@ -356,7 +357,7 @@ async def test_queue_positions_update_when_someone_leaves(harness: Harness) -> N
     a = await first.ok("request_call", {"field": "tax", "language": "en"})
     b = await second.ok("request_call", {"field": "tax", "language": "zh"})
     assert (a["position"], b["position"]) == (1, 2)
-    assert a["estimated_wait_s"] == harness.settings.default_handle_s
+    assert a["estimated_wait_s"] is None  # the only clerk is away: no wait is promised
     await first.ok("cancel_call", {"call_id": a["call_id"]})
     moved = await second.next_where("queued", lambda q: q["position"] == 1)
     assert moved["call_id"] == b["call_id"]
@@ -372,6 +373,26 @@ async def test_estimated_wait_is_null_without_clerks_online(harness: Harness) ->
     harness.peers.append(clerk)
     await clerk.ok("set_status", {"status": "available"})
     assert (await clerk.next("ring"))["call_id"] == ack["call_id"]
+
+
+async def test_no_wait_is_promised_while_every_clerk_who_could_take_the_call_is_away(harness: Harness) -> None:
+    clerk = await harness.clerk(available=True)
+    first, second = await harness.kiosk(name="A"), await harness.kiosk(name="B")
+    a = await first.ok("request_call", {"field": "tax", "language": "en"})
+    assert (await clerk.next("ring"))["call_id"] == a["call_id"]
+    await clerk.ok("accept", {"call_id": a["call_id"]})
+    # the clerk is busy, not away: the next visitor is told a wait
+    b = await second.ok("request_call", {"field": "tax", "language": "en"})
+    assert b["state"] == "queued" and b["estimated_wait_s"] == harness.settings.default_handle_s
+    await first.ok("hangup", {"call_id": a["call_id"]})
+    await clerk.ok("set_status", {"status": "away"})  # wrap-up, then away: nobody is there any more
+    told = await second.next_where("queued", lambda q: q["estimated_wait_s"] is None)
+    assert told["call_id"] == b["call_id"] and told["position"] == 1
+    # the live board flags it: a waiting call that no clerk who is there can take
+    [queue] = board_of(harness.switch, harness.clock.now())["queues"]
+    assert (queue["waiting"], queue["unserved"]) == (1, 1)
+    await clerk.ok("set_status", {"status": "available"})  # back: the call rings at once
+    assert (await clerk.next("ring"))["call_id"] == b["call_id"]
 
 
 async def test_second_connection_of_a_clerk_replaces_the_first(harness: Harness) -> None:

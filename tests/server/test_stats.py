@@ -20,7 +20,7 @@ from server.records.audit import audit
 from server.records.db import calls, events, followups, matters, ratings
 from server.settings import load_settings
 from server.web import stats
-from server.web.exports import MATTER_COLUMNS, SESSION_COLUMNS
+from server.web.exports import MATTER_COLUMNS, SESSION_COLUMNS, safe_text, to_csv
 from server.web.stats import CallFacts, GroupStats, Period, compute_stats, percentile
 from signaling.creditcode import is_valid_credit_code
 from tests.conftest import NewDatabase
@@ -187,7 +187,7 @@ async def test_stats_page_shows_the_figures_and_charts(client: Client, app: web.
     assert "10:24" in html  # overall average wait, 624 s
     assert "20:00" in html  # p90
     assert "60.0 %" in html and "50.0 %" in html and "33.3 %" in html
-    assert html.count("<svg") == 2 and "target 15 min" in html
+    assert html.count("<svg") == 2 and "target 15:00" in html and "(m:ss)" in html  # the chart in m:ss like the tables
     assert "/stats/export/sessions.csv?from=2026-03-02&amp;to=2026-03-08" in html
     resp = await client.get("/stats")  # default: the last 28 days
     assert resp.status == 200
@@ -221,17 +221,33 @@ async def test_csv_exports(client: Client, app: web.Application) -> None:
     assert data[0]["wait_s"] == "60" and data[0]["handling_s"] == "300" and data[0]["rating"] == "satisfied"
     assert data[3]["abandoned"] == "yes" and data[3]["wait_s"] == ""
     assert data[0]["matters"] == "1" and data[3]["matters"] == "0"
+    # names beside the ids, in the page's language (English here)
+    assert data[0]["district"] == "sh/jiading" and data[0]["district_name"] == "Jiading District"
+    assert data[0]["field"] == "tax" and data[0]["field_name"] == "Tax"
 
     resp = await client.get("/stats/export/matters.csv?from=2026-03-02&to=2026-03-08")
     assert resp.status == 200
     rows = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
     assert tuple(rows[0]) == MATTER_COLUMNS
     assert len(rows) == 1 + 5  # one matter on each answered call of the period
-    assert {r[0] for r in rows[1:]} and all(r[9] == "'=HYPERLINK(\"x\")" for r in rows[1:])  # defused formula
+    found = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert all(d["entity_name"] == "'=HYPERLINK(\"x\")" for d in found)  # defused formula
+    assert all(d["field_name"] and d["district_name"] for d in found)
     assert (await client.get("/stats/export/matters.csv?from=nonsense")).status == 400
     async with app[DB].connect() as conn:
         exported = (await conn.execute(sa.select(events.c.data).where(events.c.kind == "admin_action"))).scalars()
         assert [d["what"] for d in exported] == ["sessions", "matters"]
+
+
+def test_every_text_cell_is_defused_even_behind_spaces_and_in_full_width() -> None:
+    for risky in ("-xY3", "=1+1", "+1", "@SUM(A1)", "\tx", "\rx", "  =1", "\n=1", "\u3000=1", "\uff1d1+1",
+                  "\uff0b1", "\uff0d1", "\uff20x", " \n -2"):
+        assert safe_text(risky) == "'" + risky, repr(risky)
+    for plain in ("abc", "c1", "91310000MA1FL8XQ30", "王丽", " a=1", ""):
+        assert safe_text(plain) == plain
+    # every text cell is checked, ids included (URL-safe ids may start with "-"); numbers are left as they are
+    body = to_csv(("call_id", "n"), [["-Ab3", 3], ["ok", -1]]).decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(body))) == [["call_id", "n"], ["'-Ab3", "3"], ["ok", "-1"]]
 
 
 # ---------------------------------------------------------------- sample history
@@ -272,3 +288,33 @@ async def test_seed_history_is_valid_chained_and_idempotent(client: Client, app:
         resp = await client.get(path)
         assert resp.status == 200, path
     assert "hash chain: intact" in await (await client.get(f"/sessions/{answered['id']}")).text()
+
+
+async def test_demo_restart_keeps_the_names_of_past_participants(client: Client, app: web.Application) -> None:
+    """A call taken by a demo bot clerk keeps the clerk's name after the demo starts again (which re-issues its
+    identities) and after the clerk is revoked: in the sessions list and in the CSV export."""
+    from server.cli.demo import DEMO_CLERK, setup_demo
+
+    settings, identities = app[SETTINGS], app[IDENTITIES]
+    async with app[DB].begin() as conn:  # the demo brings its own "admin"
+        await conn.execute(sa.text("UPDATE users SET username = 'ada' WHERE username = 'admin'"))
+    demo = await setup_demo(settings, identities, bots=1)
+    assert "(you)" not in DEMO_CLERK  # what the visitor is told carries no hint for the console's user
+    bot = next(c for c in await identities.clerks() if c.name == "Bot clerk 1")
+    kiosk = next(k for k in await identities.kiosks() if k.name == demo.kiosks[0][0])
+    t0 = local(2026, 3, 3, 10)
+    async with app[DB].begin() as conn:
+        await conn.execute(calls.insert().values(
+            id="-past", case_id="-past", kiosk_id=kiosk.id, field="tax", language="zh", region=kiosk.region,
+            district="sh/jiading", requested_at=t0, answered_at=t0 + 30, ended_at=t0 + 300, end_reason="hangup",
+            ended_by="clerk", clerk_id=bot.id))
+    await setup_demo(settings, identities, bots=1)  # the next start
+    old = await identities.user(bot.id)
+    assert old is not None and old.revoked and old.name == "Bot clerk 1"
+    assert {c.name for c in await identities.clerks() if not c.revoked} == {DEMO_CLERK, "Bot clerk 1"}
+    await login(client, "ada", PASSWORD)
+    html = await (await client.get("/sessions?from=2026-03-01&to=2026-03-08")).text()
+    assert "Bot clerk 1" in html
+    body = await (await client.get("/stats/export/sessions.csv?from=2026-03-02&to=2026-03-08")).read()
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [(r["call_id"], r["clerk_name"]) for r in rows] == [("'-past", "Bot clerk 1")]

@@ -12,7 +12,7 @@ import { pickName } from '../shared/i18n.js';
 import { attachStream, stopStream } from '../shared/media.js';
 import { stopRing } from './ring.js';
 import { render, setNotice } from './screen.js';
-import { el, fieldName, lang, languageName, send, state } from './state.js';
+import { el, fieldName, lang, languageName, send, state, TIMEZONE } from './state.js';
 import { t, text } from './texts.js';
 import { renderTransfer } from './transfer.js';
 import { startWrapup } from './wrapup.js';
@@ -144,7 +144,8 @@ export function finishCall(call, reason, by, quiet) {
   attachStream(el.localVideo, null);
   if (!quiet) {
     const how = call.how;
-    const time = new Date().toLocaleTimeString(lang === 'zh' ? 'zh-CN' : undefined, { hour: '2-digit', minute: '2-digit' });
+    // in the center's time zone, as the administrator's pages show times (labelled above the list)
+    const time = new Date().toLocaleTimeString(lang === 'zh' ? 'zh-CN' : 'en-GB', { hour: '2-digit', minute: '2-digit', timeZone: TIMEZONE });
     state.log.unshift(
       t('{time} · {kiosk} · {field} · {duration} · {how}', {
         time,

@@ -15,7 +15,7 @@ import { accept, decline, onRing, onRingEnded, renderRingClock, ringer, stopRing
 import { render, setNotice } from './screen.js';
 import { el, send, state } from './state.js';
 import { t } from './texts.js';
-import { toggleTransfer, transferTo } from './transfer.js';
+import { askTransfer, toggleTransfer, transferTo } from './transfer.js';
 import { addMatter, removeMatter, renderWrapupClocks, startWrapup, submitWrapup, wireWrapupForm } from './wrapup.js';
 
 const TOKEN_KEY = 'vw.clerkToken';
@@ -157,7 +157,7 @@ function onClick(ev) {
   const button = ev.target instanceof Element ? ev.target.closest('button') : null;
   if (!button || button.disabled) return;
   if (button.dataset.transferField) {
-    transferTo(button.dataset.transferField);
+    askTransfer(button.dataset.transferField); // confirmed below before anything is sent
     return;
   }
   if (button.dataset.removeMatter) {
@@ -167,6 +167,12 @@ function onClick(ev) {
   switch (button.id) {
     case 'transfer':
       toggleTransfer();
+      break;
+    case 'transfer-confirm-yes':
+      transferTo(state.transferConfirm);
+      break;
+    case 'transfer-confirm-no':
+      askTransfer(null);
       break;
     case 'wrapup-add-matter':
       addMatter();

@@ -18,7 +18,7 @@
 import { setText } from '../shared/dom.js';
 import { renderCall } from './call.js';
 import { renderRing } from './ring.js';
-import { el, fieldName, languageName, LIST_SEPARATOR, phase, state } from './state.js';
+import { el, fieldName, languageName, LIST_SEPARATOR, phase, regionName, state } from './state.js';
 import { STATUS_NAMES, t, text } from './texts.js';
 import { renderStatusClock, renderWrapup, renderWrapupDone } from './wrapup.js';
 
@@ -53,6 +53,12 @@ export function render() {
   el.setAvailable.setAttribute('aria-pressed', String(status === 'available'));
   el.setAway.setAttribute('aria-pressed', String(status === 'away'));
   el.signOut.hidden = !state.token;
+  // the records pages need a login session; a console opened with its link has none: go through the login
+  // page (it comes back to the page asked for) and say why, instead of a bare login page in a new tab
+  el.linkSessions.href = state.loggedIn ? '/sessions' : '/login?next=/sessions';
+  el.linkFollowups.href = state.loggedIn ? '/followups' : '/login?next=/followups';
+  el.recordsNote.hidden = state.loggedIn;
+  setText(el.recordsNote, state.loggedIn ? '' : t('(log in to open: this console was opened with its link, which does not open your records)'));
   renderStatusClock();
 
   // notice
@@ -78,11 +84,11 @@ export function render() {
 
   // idle panel
   el.idlePanel.hidden = !(p === 'idle' || (p === 'connecting' && state.clerk));
-  setText(el.idleText, !online ? t('Connecting…') : status === 'available' ? t('You are available. Waiting for a call…') : t('You are away. Press “Set available” to receive calls.'));
+  setText(el.idleText, !online ? t('Connecting…') : status === 'available' ? t('You are available. Waiting for a call…') : t('You are away. Press “Available” to receive calls.'));
   if (clerk) {
     setText(el.clerkFields, (clerk.fields || []).map(fieldName).join(LIST_SEPARATOR));
     setText(el.clerkLanguages, (clerk.languages || []).map(languageName).join(LIST_SEPARATOR));
-    setText(el.clerkRegions, (clerk.regions || []).join(LIST_SEPARATOR));
+    setText(el.clerkRegions, (clerk.regions || []).map(regionName).join(LIST_SEPARATOR));
   }
 
   renderRing();

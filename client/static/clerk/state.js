@@ -6,6 +6,7 @@
 import { send as sendOn } from '../shared/connection.js';
 import { readData } from '../shared/dom.js';
 import { fieldName as nameOfField } from '../shared/fields.js';
+import { pickName } from '../shared/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 export const el = {
@@ -62,6 +63,12 @@ export const el = {
   transfer: $('transfer'),
   transferMenu: $('transfer-menu'),
   transferFields: $('transfer-fields'),
+  linkSessions: $('link-sessions'),
+  linkFollowups: $('link-followups'),
+  recordsNote: $('records-note'),
+  transferConfirm: $('transfer-confirm'),
+  transferConfirmText: $('transfer-confirm-text'),
+  transferConfirmYes: $('transfer-confirm-yes'),
   wrapupForm: $('wrapup-form'),
   wrapupClockLabel: $('wrapup-clock-label'),
   wrapupCountdown: $('wrapup-countdown'),
@@ -102,10 +109,20 @@ export const state = {
   wrapups: [], // calls to wrap up, oldest first; the form shows the first
   wrapupDone: null, // {field, matters, followups} after the last successful wrap-up
   transferOpen: false,
+  transferConfirm: null, // the field picked in the transfer menu, waiting for the clerk's confirmation
 };
 
 export function fieldName(id) {
   return nameOfField(state.fields, id, lang);
+}
+
+/** The center's time zone (config: timezone): the console shows times as the administrator's pages do. */
+export const TIMEZONE = typeof initial.timezone === 'string' && initial.timezone ? initial.timezone : undefined;
+
+/** A region's name in the console's language ("sh" -> "Shanghai"), from the names the server sent. */
+export function regionName(path) {
+  const names = state.clerk && state.clerk.region_names ? state.clerk.region_names[path] : null;
+  return pickName(names, lang, path);
 }
 
 export function languageName(code) {

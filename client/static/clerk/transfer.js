@@ -13,6 +13,7 @@ export function toggleTransfer(open) {
   const call = state.call;
   if (!call || call.transferring) return;
   state.transferOpen = open === undefined ? !state.transferOpen : open;
+  state.transferConfirm = null;
   render();
   if (state.transferOpen) {
     const first = el.transferFields.querySelector('button');
@@ -20,11 +21,22 @@ export function toggleTransfer(open) {
   }
 }
 
+/** A field picked in the menu: ask before the visitor is handed on (a slip of the mouse is not undone). */
+export function askTransfer(fieldId) {
+  const call = state.call;
+  if (!call || call.transferring || fieldId === call.field) return;
+  state.transferConfirm = fieldId || null;
+  render();
+  const focus = fieldId ? el.transferConfirmYes : el.transferFields.querySelector('button');
+  if (focus) focus.focus({ preventScroll: true });
+}
+
 export async function transferTo(fieldId) {
   const call = state.call;
   if (!call || call.transferring || !fieldId || fieldId === call.field) return;
   call.transferring = fieldId;
   state.transferOpen = false;
+  state.transferConfirm = null;
   render();
   const answer = await send('transfer', { call_id: call.id, field: fieldId });
   if (!answer.ok) {
@@ -48,6 +60,10 @@ export function renderTransfer(call) {
     ? t('Transferring to {field}…', { field: fieldName(call.transferring) })
     : t('Transfer to another department'));
   el.transferMenu.hidden = !open;
+  const asking = open && state.transferConfirm ? state.transferConfirm : null;
+  el.transferConfirm.hidden = !asking;
+  el.transferFields.hidden = !!asking;
+  setText(el.transferConfirmText, asking ? t('Put the visitor through to {field}? Your part of the call ends.', { field: fieldName(asking) }) : '');
   const others = state.fields.filter((f) => f && typeof f.id === 'string' && f.id !== call.field);
   const ids = others.map((f) => f.id).join(' ');
   if (el.transferFields.dataset.ids !== ids) {

@@ -11,9 +11,10 @@
 import { make, setText } from '../shared/dom.js';
 import { formatDuration } from '../shared/format.js';
 import { pickName } from '../shared/i18n.js';
+import { checkCode, LENGTH } from './creditcode.js';
 
 const MAX_MATTERS = 20; // the server's limit
-const CREDIT_CODE_LENGTH = 18; // GB 32100-2015
+const CREDIT_CODE_LENGTH = LENGTH; // GB 32100-2015
 const OUTCOMES = ['completed', 'referred', 'yet_to_do'];
 const FOLLOWUP_KINDS = ['simple', 'general', 'complex'];
 const N_ = (msgid) => msgid; // marks a catalog text (staff.po) that is translated where it is shown
@@ -39,14 +40,14 @@ const ERROR_FIELD_TEXTS = {
 
 let matterSeq = 0;
 
-function newMatter() {
+function newMatter(outcome) {
   matterSeq += 1;
   return {
     uid: matterSeq,
     matter_type: '',
     credit_code: '',
     entity_name: '',
-    outcome: 'completed',
+    outcome: outcome || 'completed',
     followup: 'general',
     notes: '',
   };
@@ -79,7 +80,8 @@ export class WrapupForm {
       how: call.how || '',
       deadline: performance.now() + (timeoutS || 0) * 1000,
       late: false, // the server's wrap-up time ran out (a late wrap-up is still accepted)
-      matters: [newMatter()],
+      // a call handed on to another department was referred, not completed
+      matters: [newMatter(call.transferring ? 'referred' : 'completed')],
       error: null, // {index: number|null, field, code, text}
       sending: false,
     };
@@ -104,7 +106,7 @@ export class WrapupForm {
       autocapitalize: 'characters',
       autocomplete: 'off',
       placeholder: '91350100M000100Y43',
-      'aria-describedby': id('code-count'),
+      'aria-describedby': `${id('code-count')} ${id('code-check')}`,
       dataset: { name: 'credit_code', testid: 'wrapup-credit-code' },
     });
     code.value = m.credit_code;
@@ -143,6 +145,7 @@ export class WrapupForm {
         make('div', { class: 'vw-code-box' }, [
           code,
           make('span', { id: id('code-count'), class: 'vw-code-count', dataset: { testid: 'wrapup-credit-code-count' } }),
+          make('span', { id: id('code-check'), class: 'vw-code-check', role: 'status', dataset: { testid: 'wrapup-credit-code-check' } }),
         ]),
         make('label', { for: id('entity'), text: t('Entity name (optional)') }),
         entity,
@@ -211,11 +214,22 @@ export class WrapupForm {
       row.querySelector('.vw-followup-label').hidden = m.outcome !== 'yet_to_do';
       row.querySelector('.vw-followup-box').hidden = m.outcome !== 'yet_to_do';
       const count = row.querySelector('.vw-code-count');
+      // the code checked as it is typed (the server's rule): green only when the check character is right
+      const check = checkCode(m.credit_code);
       setText(count, `${m.credit_code.length}/${CREDIT_CODE_LENGTH}`);
-      count.classList.toggle('vw-code-count-full', m.credit_code.length === CREDIT_CODE_LENGTH);
+      count.classList.toggle('vw-code-count-full', check.state === 'ok');
+      count.classList.toggle('vw-code-count-bad', check.state === 'bad_check' || check.state === 'bad_char');
+      const checkLine = row.querySelector('.vw-code-check');
+      checkLine.dataset.state = check.state;
+      setText(checkLine, {
+        ok: t('check character correct'),
+        bad_check: t('check character should be {expected}: a character is probably mistyped', { expected: check.expected }),
+        bad_char: t('“{char}” (position {position}) cannot be in a credit code', { char: check.char, position: check.position }),
+      }[check.state] || '');
+      const codeBad = check.state === 'bad_check' || check.state === 'bad_char';
       const error = w.error && w.error.index === i ? w.error : null;
       for (const input of row.querySelectorAll('[data-name]')) {
-        const bad = !!error && !!error.field && input.dataset.name === error.field;
+        const bad = (!!error && !!error.field && input.dataset.name === error.field) || (codeBad && input.dataset.name === 'credit_code');
         input.setAttribute('aria-invalid', String(bad));
         if (bad) input.setAttribute('aria-errormessage', `wrapup-error-${i}`);
         else input.removeAttribute('aria-errormessage');

@@ -7,13 +7,14 @@
 
 import { CallMedia } from '../shared/call-media.js';
 import { setText } from '../shared/dom.js';
+import { formatDuration } from '../shared/format.js';
 import { attachStream, stopStream } from '../shared/media.js';
 import { goIdle, showError } from './navigation.js';
 import { transferCall } from './queue.js';
 import { showRating } from './rating.js';
 import { render, setPhase } from './screen.js';
-import { el, fieldName, send, state } from './state.js';
-import { text } from './texts.js';
+import { el, fieldName, localName, send, state } from './state.js';
+import { t, text } from './texts.js';
 
 export function newCall(fieldId, language) {
   return {
@@ -92,6 +93,7 @@ export function onMatched(msg, attempt = 0) {
   }
   if (call.media) closePeer(call);
   call.matched = true;
+  call.talkingSince = call.talkingSince || Date.now(); // the call timer (kept over a restarted connection)
   call.peer = msg.peer || {};
   call.note = null;
   call.mediaNote = 'connectingMedia';
@@ -165,13 +167,31 @@ export function hangup() {
   showRating(call, false, done);
 }
 
+/** The visitor's microphone off or on (the clerk then hears nothing; the picture goes on). */
+export function toggleMute() {
+  const call = state.call;
+  if (!call || !call.stream || state.phase !== 'call') return;
+  call.muted = !call.muted;
+  for (const track of call.stream.getAudioTracks()) track.enabled = !call.muted;
+  render();
+}
+
+export function renderCallTimer() {
+  const call = state.call;
+  if (!call || state.phase !== 'call') return;
+  setText(el.callTimer, formatDuration(call.talkingSince ? (Date.now() - call.talkingSince) / 1000 : 0));
+}
+
 export function renderCall() {
   const call = state.call;
   if (!call || state.phase !== 'call') return;
+  el.mute.setAttribute('aria-pressed', String(!!call.muted));
+  setText(el.muteLabel, call.muted ? t('Microphone off') : t('Mute'));
+  renderCallTimer();
   el.recIndicator.hidden = !call.recording;
   const peer = call.peer || {};
   setText(el.peerName, peer.name || '');
-  setText(el.peerCenter, peer.center || '');
+  setText(el.peerCenter, localName(peer.center || ''));
   setText(el.callField, fieldName(call.field));
   el.callNote.hidden = !call.mediaNote;
   setText(el.callNote, call.mediaNote ? text(call.mediaNote) : '');

@@ -16,6 +16,11 @@ export function offerCallback() {
   const field = state.error && state.error.callbackField;
   if (!field || state.phase !== 'error') return;
   state.error = null;
+  openCallback(field);
+}
+
+/** The callback screen for `field` (from the error screen, or from the wait screen when nobody is there). */
+export function openCallback(field) {
   state.callback = { field, phone: '', description: '', sending: false, error: null, due: null, followupId: null };
   el.callbackPhone.value = '';
   el.callbackDescription.value = '';

@@ -53,6 +53,11 @@ export function buildFields() {
     const name = document.createElement('span');
     name.className = 'vw-field-name';
     button.appendChild(name);
+    // what the field handles (its matter types, config/fields.toml), in the visitor's language by render()
+    const matters = document.createElement('span');
+    matters.className = 'vw-field-matters';
+    matters.dataset.testid = 'field-matters-' + f.id;
+    button.appendChild(matters);
     el.fields.appendChild(button);
   }
 }

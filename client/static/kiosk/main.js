@@ -11,8 +11,8 @@ import { Connection, socketIoLoaded } from '../shared/connection.js';
 import { readData } from '../shared/dom.js';
 import { translator } from '../shared/i18n.js';
 import { reloadOnNewToken, takeToken } from '../shared/token.js';
-import { endLocalCall, hangup, onCallEnded, onMatched, onRecorderLost, onSignal } from './call.js';
-import { offerCallback, pressKey, wireCallbackForm } from './callback.js';
+import { endLocalCall, hangup, onCallEnded, onMatched, onRecorderLost, onSignal, renderCallTimer, toggleMute } from './call.js';
+import { offerCallback, openCallback, pressKey, wireCallbackForm } from './callback.js';
 import { buildFields, buildLanguages, renderMultilang } from './idle.js';
 import { goIdle, showError } from './navigation.js';
 import { onQueued, onRinging, resumeCall } from './queue.js';
@@ -139,6 +139,14 @@ function onClick(ev) {
     case 'callback-offer':
       offerCallback();
       break;
+    case 'wait-callback': {
+      // nobody who could take the call is there: leave the queue and leave a number instead
+      const field = state.call && state.phase === 'queue' ? state.call.field : null;
+      if (!field) break;
+      cancel();
+      openCallback(field);
+      break;
+    }
     case 'callback-cancel':
     case 'callback-finish':
       goIdle(true);
@@ -165,6 +173,9 @@ function onClick(ev) {
     case 'hangup':
       hangup();
       break;
+    case 'mute':
+      toggleMute();
+      break;
     case 'reconnect':
       setPhase('connecting');
       if (state.connection) state.connection.reconnect();
@@ -179,6 +190,7 @@ function touched() {
 }
 
 function tick() {
+  renderCallTimer();
   const idleFor = Date.now() - state.lastTouch;
   const limit = PHASE_TIMEOUTS_MS[state.phase];
   if (limit !== undefined) {

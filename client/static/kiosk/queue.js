@@ -111,7 +111,6 @@ export function renderWait() {
   if (!call) return;
   const ringing = state.phase === 'ringing';
   setText(el.waitField, fieldName(call.field));
-  setText(el.waitTitle, ringing ? t('Connecting you to a clerk…') : t('Please wait, a clerk will be with you shortly'));
   el.queueNote.hidden = !call.note;
   el.queueNote.dataset.note = call.note || '';
   el.queueNote.classList.toggle('vw-note-calm', call.note === 'transferred' || call.note === 'resumed');
@@ -127,9 +126,14 @@ export function renderWait() {
   else if (typeof position === 'number' && position > 1) positionText = tn('{n} person ahead of you', '{n} people ahead of you', position - 1);
   setText(el.queuePositionText, positionText);
 
-  const wait = call.wait; // undefined: not known yet; null: no clerk online who could take it
+  const wait = call.wait; // undefined: not known yet; null: nobody who could take it is there (away or offline)
+  const nobody = !ringing && wait === null;
+  el.nobodyNote.hidden = !nobody;
+  setText(el.nobodyNote, nobody ? t('Nobody who handles {field} is available right now. You can keep waiting, or leave your phone number and we will call you back.', { field: fieldName(call.field) }) : '');
+  el.waitCallback.hidden = !nobody;
+  setText(el.waitTitle, ringing ? t('Connecting you to a clerk…') : nobody ? t('No clerk is available right now') : t('Please wait, a clerk will be with you shortly'));
   let waitText = '…';
-  if (wait === null) waitText = t('estimating…');
+  if (wait === null) waitText = t('unknown');
   else if (typeof wait === 'number') waitText = wait < 60 ? t('less than a minute') : tn('about {n} minute', 'about {n} minutes', Math.round(wait / 60));
   setText(el.estimatedWait, waitText);
   el.estimatedWait.dataset.seconds = typeof wait === 'number' ? String(Math.round(wait)) : '';

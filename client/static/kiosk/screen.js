@@ -25,7 +25,7 @@ import { renderError, renderThanks } from './navigation.js';
 import { renderRating } from './rating.js';
 import { renderWait } from './queue.js';
 import { renderConsent } from './request.js';
-import { CATALOGS, el, fieldName, state } from './state.js';
+import { CATALOGS, el, fieldById, fieldName, localName, SERVICE_HOURS, state } from './state.js';
 import { t, text } from './texts.js';
 
 const SCREEN_OF_PHASE = { requesting: 'wait', queue: 'wait', ringing: 'wait' };
@@ -68,11 +68,17 @@ export function render() {
   }
   for (const button of el.fields.querySelectorAll('[data-field]')) {
     setText(button.querySelector('.vw-field-name'), fieldName(button.dataset.field));
+    const f = fieldById(button.dataset.field);
+    const matters = f && Array.isArray(f.matters) ? f.matters.map((m) => pickName(m.names, lang, m.id)) : [];
+    setText(button.querySelector('.vw-field-matters'), matters.join(lang === 'zh' ? '、' : lang === 'ar' ? '، ' : ' · '));
   }
+  setText(el.serviceHours, SERVICE_HOURS
+    ? t('Clerks answer {hours} on working days.', { hours: SERVICE_HOURS.replace('-', '–') })
+    : t('Clerks answer while they are on duty.'));
 
   // the place
   const kiosk = state.kiosk;
-  setText(el.placeName, kiosk ? kiosk.name || '' : '');
+  setText(el.placeName, kiosk ? localName(kiosk.name || '') : '');
   setText(el.placeRegion, kiosk ? pickName(kiosk.region_names, lang, kiosk.region || '') : '');
 
   renderWait();

@@ -39,6 +39,12 @@ export const el = {
   localVideo: $('local-video'),
   peerName: $('peer-name'),
   peerCenter: $('peer-center'),
+  nobodyNote: $('nobody-note'),
+  serviceHours: $('service-hours'),
+  waitCallback: $('wait-callback'),
+  mute: $('mute'),
+  muteLabel: $('mute-label'),
+  callTimer: $('call-timer'),
   callField: $('call-field'),
   callNote: $('call-note'),
   thanksText: $('thanks-text'),
@@ -108,6 +114,15 @@ export function fieldById(id) {
 export function fieldName(id) {
   return nameOfField(state.fields, id, state.lang);
 }
+
+/** A kiosk's or center's name in the visitor's language (config/names.toml), else as it was stored. */
+export function localName(name) {
+  const forms = name && initial.names && typeof initial.names === 'object' ? initial.names[name] : null;
+  return (forms && typeof forms[state.lang] === 'string' && forms[state.lang]) || name || '';
+}
+
+/** The service hours ("08:30-17:30", or "" for always open) and the center's time zone, from the page. */
+export const SERVICE_HOURS = typeof initial.service_hours === 'string' ? initial.service_hours : '';
 
 /** Emit on the kiosk's connection; a promise of the ack (shared/connection.js: send). */
 export function send(event, payload) {
