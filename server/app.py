@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from server.keys import DB, DESK, EVIDENCE, IDENTITIES, RECORDS, ROUTER, SETTINGS, SIO
+from server.live.limits import CLERK_LIMITS, KIOSK_LIMITS
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.router import make_router
@@ -64,8 +65,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         found = await auth.user_from_cookie(app, cookie)
         return found[0] if found else None
 
-    sio.register_namespace(KioskNamespace(router, identities, desk))
-    sio.register_namespace(ClerkNamespace(router, identities, desk, session_user))
+    limited = settings.socket_rate_limits
+    sio.register_namespace(KioskNamespace(router, identities, desk, KIOSK_LIMITS if limited else None))
+    sio.register_namespace(ClerkNamespace(router, identities, desk, session_user, CLERK_LIMITS if limited else None))
 
     app[i18n.LANGUAGES] = i18n.Languages.load(settings.languages)
     env = aiohttp_jinja2.setup(

@@ -56,6 +56,7 @@ class Settings:
     recording_retention_days: int = 180
     recording_purge_interval_s: float = 3600.0
     recording_playback_clerk: bool = False
+    socket_rate_limits: bool = True
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
@@ -104,7 +105,7 @@ _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "q
             "redis_url", "database_url", "languages", "turn_secret", "turn_ttl_s", "ping_interval_s",
             "ping_timeout_s", "ice_servers", "wrapup_timeout_s", "service_hours", "timezone",
             "reconnect_grace_s", "recordings_dir", "recording_workers", "recording_retention_days",
-            "recording_purge_interval_s", "recording_playback_clerk")
+            "recording_purge_interval_s", "recording_playback_clerk", "socket_rate_limits")
 
 
 def _read(path: Path) -> dict[str, Any]:

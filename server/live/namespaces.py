@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 
 import socketio
 
+from server.live.limits import CLERK_LIMITS, KIOSK_LIMITS, Limit, RateLimiter
+from server.live.logtext import shown
 from server.live.presence import CLERK_NS, KIOSK_NS
 from server.live.recording_desk import RecorderUnavailableError
 from server.live.writer import Answer
@@ -78,8 +80,10 @@ def _refuse(what: str) -> socketio.exceptions.ConnectionRefusedError:
 
 class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, namespace: str, router: Router, identities: IdentityStore,
-                 recorder: Recorder | None, schemas: dict[str, tuple[type[Any], type[Any]]]) -> None:
+                 recorder: Recorder | None, schemas: dict[str, tuple[type[Any], type[Any]]],
+                 limits: Mapping[str, Limit] | None) -> None:
         super().__init__(namespace)
+        self.limiter = RateLimiter(limits) if limits is not None else None
         self.router = router
         self.identities = identities
         self.recorder = recorder
@@ -106,7 +110,7 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         cmd = KioskConnected(conn, card) if isinstance(card, KioskCard) else ClerkConnected(conn, card)
         answer = await self.router.submit(cmd)
         if answer.error is not None:
-            logger.warning("%s refused after connecting: %s", party, answer.error.message)
+            logger.warning("%s refused after connecting: %s", party, shown(answer.error.message))
             self.peers.pop(sid, None)
             self.conns.pop(sid, None)
             self.router.detach(party, sid)
@@ -121,18 +125,25 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         party = entry[0]
         conn = self.conns.pop(sid, sid)
         self.router.detach(party, sid)
-        logger.info("%s disconnected: %s", party, reason)
+        if self.limiter is not None:
+            self.limiter.forget_idle(party.id)
+        logger.info("%s disconnected: %s", party, shown(reason))
         await self.router.submit(Disconnected(party, conn, lost=reason not in CLOSED))
 
     async def dispatch(self, sid: str, event: str, payload: tuple[Any, ...]) -> dict[str, Any]:
         entry = self.peers.get(sid)
         if entry is None:
             return error_ack(errors.UNAUTHORIZED, "not connected")
+        party = entry[0]
+        if self.limiter is not None:  # before anything else: a flood is refused for the price of a dict look-up
+            try:
+                self.limiter.check(party.id, event)
+            except SignalingError as exc:
+                return {"ok": False, "error": exc.as_dict()}
         schema = self.schemas.get(event)
         if schema is None:
             return error_ack(errors.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}; "
                              f"known: {', '.join(sorted(self.schemas))}")
-        party = entry[0]
         try:
             if len(payload) > 1:
                 raise SignalingError(errors.INVALID_PAYLOAD, f"send one payload object, got {len(payload)} arguments")
@@ -144,11 +155,11 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except SignalingError as exc:
             answer = Answer(None, exc)
         except Exception:
-            logger.exception("%s %s from %s failed", self.namespace, event, sid)
+            logger.exception("%s %s from %s failed", self.namespace, shown(event), party)
             return error_ack(errors.INTERNAL, "the server failed to handle this event; it had no effect")
         if answer.error is not None:
             logger.info("%s %s from %s refused: %s %s", self.namespace, event, party, answer.error.code,
-                        answer.error.message)
+                        shown(answer.error.message))
         return answer.ack()
 
     async def _recorder_offer(self, party: Party, msg: messages.RecorderOffer) -> dict[str, Any]:
@@ -169,8 +180,9 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
 
 class KioskNamespace(_Namespace):
-    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None) -> None:
-        super().__init__(KIOSK_NS, router, identities, recorder, messages.KIOSK_IN)
+    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None,
+                 limits: Mapping[str, Limit] | None = KIOSK_LIMITS) -> None:
+        super().__init__(KIOSK_NS, router, identities, recorder, messages.KIOSK_IN, limits)
 
     async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:
         kiosk = await self.identities.kiosk_by_token(_token(auth))
@@ -197,8 +209,8 @@ class ClerkNamespace(_Namespace):
     """Clerks connect with their token (bots, provisioned consoles) or their login session cookie."""
 
     def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None,
-                 session_user: SessionLookup) -> None:
-        super().__init__(CLERK_NS, router, identities, recorder, messages.CLERK_IN)
+                 session_user: SessionLookup, limits: Mapping[str, Limit] | None = CLERK_LIMITS) -> None:
+        super().__init__(CLERK_NS, router, identities, recorder, messages.CLERK_IN, limits)
         self.session_user = session_user
 
     async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 SOCKETIO_PATH = "/socket.io/"
 MAX_MESSAGE_BYTES = 1024 * 1024 + 4096  # a message up to 1 MiB (and its framing); a larger one closes the socket
+FAIR_BURST = 32  # packets one socket's reader handles before it lets the other sockets' run
 
 
 # ---------------------------------------------------------------- JSON
@@ -212,6 +213,7 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             check = loop.call_at(max(last_rx + limit, now + 1.0), watchdog)
 
         check = loop.call_at(last_rx + limit, watchdog)
+        burst = 0
         try:
             while True:
                 reading = True
@@ -228,6 +230,10 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 last_rx = loop.time()
                 if p is None:  # connection closed by client
                     break
+                burst += 1
+                if burst >= FAIR_BURST:  # frames already buffered are read without a pause: let others run
+                    burst = 0
+                    await asyncio.sleep(0)
                 try:
                     await self.receive(engineio.packet.Packet(encoded_packet=p))
                 except exceptions.UnknownPacketError:  # pragma: no cover
