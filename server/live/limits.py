@@ -1,9 +1,10 @@
 """Rate limits on what one kiosk or clerk may send: token buckets per identity and per event.
 
-Every event a connected kiosk or clerk sends takes one token from the bucket of its identity for all events and
-one from the bucket of its identity for that event; with either empty the event is answered ``rate_limited``
-(docs/protocol.md, "Rate limits") before it is parsed or reaches the one writer, so a flood costs the server
-little more than reading it. The buckets belong to the identity, not the connection: connecting again does not
+Every event a connected kiosk or clerk sends takes one token from the bucket of its identity for all events,
+before it is parsed, and once it is a valid message, one from the bucket of its identity for that event, before
+it reaches the one writer; with either empty the event is answered ``rate_limited`` (docs/protocol.md, "Rate
+limits"), so a flood costs the server little more than reading it, and a client correcting a malformed message
+is not held back by it. The buckets belong to the identity, not the connection: connecting again does not
 refill them. Each node keeps its own (a kiosk or clerk is connected to one node at a time).
 
 The sizes are for a real device's worst honest use, with room to spare: a burst is what a client may send at
@@ -91,21 +92,18 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[tuple[str, str], Bucket] = {}
 
-    def check(self, who: str, event: str) -> None:
-        """Take a token of ``who``'s buckets for all events and for ``event``, or raise ``rate_limited`` (with the
-        seconds to wait) and take none."""
-        now = self.clock()
+    def take(self, who: str, event: str) -> None:
+        """Take a token of ``who``'s bucket for ``event`` (:data:`ANY_EVENT`: for all events; an event without
+        limits of its own: :data:`OTHER`), or raise ``rate_limited`` with the seconds to wait."""
         key = event if event in self.limits else OTHER
-        pair = (self._bucket(who, ANY_EVENT, now), self._bucket(who, key, now))
-        waits = [(b.wait_s(self.limits[k]), k) for b, k in zip(pair, (ANY_EVENT, key), strict=True)]
-        wait, which = max(waits)
-        if wait > 0:
-            retry = math.ceil(wait * 10) / 10
-            what = "events" if which == ANY_EVENT else f"{event!r} events" if key == event else "unknown events"
-            raise SignalingError(errors.RATE_LIMITED, f"too many {what}: {self.limits[which].describe()}; "
+        limit = self.limits[key]
+        bucket = self._bucket(who, key, self.clock())
+        if bucket.tokens < 1:
+            retry = math.ceil(bucket.wait_s(limit) * 10) / 10
+            what = "events" if key == ANY_EVENT else f"{event!r} events" if key == event else "unknown events"
+            raise SignalingError(errors.RATE_LIMITED, f"too many {what}: {limit.describe()}; "
                                  f"try again in {retry:g} s", retry_after_s=retry)
-        for b in pair:
-            b.tokens -= 1
+        bucket.tokens -= 1
 
     def _bucket(self, who: str, key: str, now: float) -> Bucket:
         limit = self.limits[key]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import socketio
 
-from server.live.limits import CLERK_LIMITS, KIOSK_LIMITS, Limit, RateLimiter
+from server.live.limits import ANY_EVENT, CLERK_LIMITS, KIOSK_LIMITS, OTHER, Limit, RateLimiter
 from server.live.logtext import shown
 from server.live.presence import CLERK_NS, KIOSK_NS
 from server.live.recording_desk import RecorderUnavailableError
@@ -135,19 +135,21 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if entry is None:
             return error_ack(errors.UNAUTHORIZED, "not connected")
         party = entry[0]
-        if self.limiter is not None:  # before anything else: a flood is refused for the price of a dict look-up
-            try:
-                self.limiter.check(party.id, event)
-            except SignalingError as exc:
-                return {"ok": False, "error": exc.as_dict()}
-        schema = self.schemas.get(event)
-        if schema is None:
-            return error_ack(errors.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}; "
-                             f"known: {', '.join(sorted(self.schemas))}")
+        limiter = self.limiter
         try:
+            if limiter is not None:  # before anything else: a flood is refused for the price of a dict look-up
+                limiter.take(party.id, ANY_EVENT)
+            schema = self.schemas.get(event)
+            if schema is None:
+                if limiter is not None:
+                    limiter.take(party.id, OTHER)
+                raise SignalingError(errors.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}; "
+                                     f"known: {', '.join(sorted(self.schemas))}")
             if len(payload) > 1:
                 raise SignalingError(errors.INVALID_PAYLOAD, f"send one payload object, got {len(payload)} arguments")
             msg = messages.parse(schema[0], payload[0] if payload else None)
+            if limiter is not None:  # a valid message: now it counts against its event's limit
+                limiter.take(party.id, event)
             fresh = secrets.token_urlsafe(16) if event in FRESH_ID_EVENTS else ""
             answer = await self.router.submit(Received(party, self.conns.get(sid, sid), event, msg, fresh))
             if answer.error is None and event == "recorder_offer":
@@ -157,8 +159,8 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except Exception:
             logger.exception("%s %s from %s failed", self.namespace, shown(event), party)
             return error_ack(errors.INTERNAL, "the server failed to handle this event; it had no effect")
-        if answer.error is not None:
-            logger.info("%s %s from %s refused: %s %s", self.namespace, event, party, answer.error.code,
+        if answer.error is not None and answer.error.code != errors.RATE_LIMITED:  # a flood is not logged line by line
+            logger.info("%s %s from %s refused: %s %s", self.namespace, shown(event, 64), party, answer.error.code,
                         shown(answer.error.message))
         return answer.ack()
 
