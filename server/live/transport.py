@@ -411,7 +411,10 @@ class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
     - A client's packets are handled in order, inline: a ``disconnect`` it sends is told apart from a
       connection that broke, and there is no task per packet.
     - Once a namespace's CONNECT has been sent, the namespace's ``connected(sid)`` runs: only then may the
-      server send to the socket (its ``welcome``).
+      server send to the socket (its ``welcome``); a second CONNECT of the same namespace is refused and
+      changes nothing.
+    - Packets are decoded here, so that none can raise out of the decoding (``_handle_eio_message``); a
+      namespace other than the protocol's is refused with a code.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -486,6 +489,11 @@ class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
             message = f"no namespace {shown(ns, 64)!r}: connect to {' or '.join(sorted(self.namespace_handlers))}"
             await self._send_packet(eio_sid, self.packet_class(sio_packet.CONNECT_ERROR, namespace=ns, data={
                 "message": message, "data": {"code": errors.UNAUTHORIZED, "message": message}}))
+            return
+        if self.manager.sid_from_eio_sid(eio_sid, ns) is not None:
+            # a second CONNECT of a namespace the socket is in: python-socketio refuses it, and it must not
+            # count as the identity connecting again (a second welcome, a "reconnected" event on record)
+            await super()._handle_connect(eio_sid, namespace, data)
             return
         await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, ns)
