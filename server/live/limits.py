@@ -4,8 +4,12 @@ Every event a connected kiosk or clerk sends takes one token from the bucket of 
 before it is parsed, and once it is a valid message, one from the bucket of its identity for that event, before
 it reaches the one writer; with either empty the event is answered ``rate_limited`` (docs/protocol.md, "Rate
 limits"), so a flood costs the server little more than reading it, and a client correcting a malformed message
-is not held back by it. The buckets belong to the identity, not the connection: connecting again does not
-refill them. Each node keeps its own (a kiosk or clerk is connected to one node at a time).
+is not held back by it. Past the bucket for all events, the namespace answers only after the bucket's wait (at
+most a second), and since a socket's packets are handled one after the other, the flooder's socket is read no
+faster than its bucket refills: the rest of its flood waits in its own buffers.
+
+The buckets belong to the identity, not the connection: connecting again does not refill them. Each node keeps
+its own (a kiosk or clerk is connected to one node at a time).
 
 The sizes are for a real device's worst honest use, with room to spare: a burst is what a client may send at
 once, the rate how fast the bucket refills. Pure bookkeeping, no I/O: the clock is given.

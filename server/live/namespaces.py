@@ -11,6 +11,7 @@ unanswered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -44,6 +45,7 @@ from signaling.errors import SignalingError
 
 logger = logging.getLogger(__name__)
 
+FLOOD_PAUSE_S = 1.0  # the longest a flooding socket's answer (and its next packet) waits
 FRESH_ID_EVENTS = frozenset({"request_call", "transfer", "request_callback"})  # events that open a call or case
 CLOSED = frozenset({"client disconnect", "server disconnect"})  # said goodbye, or cut off by the server (revoked)
 
@@ -138,7 +140,13 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         limiter = self.limiter
         try:
             if limiter is not None:  # before anything else: a flood is refused for the price of a dict look-up
-                limiter.take(party.id, ANY_EVENT)
+                try:
+                    limiter.take(party.id, ANY_EVENT)
+                except SignalingError as exc:
+                    # a flood: this socket's reader waits here (it reads the next packet only after this one),
+                    # so the flooder's packets stay in its own buffers instead of costing everyone the loop
+                    await asyncio.sleep(min(exc.retry_after_s or 0.0, FLOOD_PAUSE_S))
+                    raise
             schema = self.schemas.get(event)
             if schema is None:
                 if limiter is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from server.live.limits import ANY_EVENT, CLERK_LIMITS, KIOSK_LIMITS, OTHER, Lim
 from server.live.transport import MAX_MESSAGE_BYTES
 from signaling import messages
 from signaling.errors import SignalingError
-from tests.server.conftest import Harness, HarnessFactory, Peer, run_sql
+from tests.server.conftest import Harness, Peer, run_sql
 from tests.server.rawsocket import RawSocket
 from tests.server.test_signaling_server import connect_call
 from tests.signaling.test_protocol_doc import code_spans, section_table
@@ -74,7 +76,7 @@ def _rows(harness: Harness, sql: str) -> Any:
 async def test_a_kiosk_flooding_callback_requests_leaves_one_follow_up(harness: Harness) -> None:
     kiosk = await harness.kiosk()
     request = {"field": "tax", "language": "en", "phone": "+86 21 1234567"}
-    sent = 3_000
+    sent = KIOSK_LIMITS[ANY_EVENT].burst - 10  # at once (more would be read at the flood's pace: see below)
     acks = await asyncio.gather(*(kiosk.call("request_callback", request) for _ in range(sent)))
     taken = [a for a in acks if a["ok"]]
     limited = [a["error"] for a in acks if not a["ok"]]
@@ -99,21 +101,20 @@ async def test_request_and_cancel_cycles_stop_at_the_rate_limit(harness: Harness
     await harness.clerk(available=False)  # someone serves tax, nobody takes the calls
     kiosk = await harness.kiosk()
     codes = []
+    started = time.monotonic()
     for _ in range(1_000):
         ack = await kiosk.call("request_call", {"field": "tax", "language": "en"})
         codes.append(ack["ok"] or ack["error"]["code"])
         if ack["ok"]:
             await kiosk.ok("cancel_call", {"call_id": ack["call_id"]})
-    burst = KIOSK_LIMITS["request_call"].burst
-    assert codes.count(True) == burst and codes.count("rate_limited") == 1_000 - burst
-    assert await _rows(harness, "SELECT count(*) FROM calls") == [(burst,)]
+    limit = KIOSK_LIMITS["request_call"]
+    most = limit.burst + math.ceil((time.monotonic() - started) * limit.per_s)  # the bucket refills meanwhile
+    taken = codes.count(True)
+    assert limit.burst <= taken <= most and codes.count("rate_limited") == 1_000 - taken
+    assert await _rows(harness, "SELECT count(*) FROM calls") == [(taken,)]
 
 
-async def test_a_flood_of_one_socket_is_refused_while_an_honest_call_goes_through(
-        harness_factory: HarnessFactory) -> None:
-    # the flooder's pongs queue behind its own flood: on a loaded machine it would be dropped as silent before
-    # the last of its 50,000 events were answered (fair enough for a flooder, but this test counts the answers)
-    harness = await harness_factory(ping_timeout_s=600)
+async def test_a_flood_of_one_socket_is_refused_while_an_honest_call_goes_through(harness: Harness) -> None:
     _, token = await harness.identities.add_kiosk("Flooder", "sh/jiading/xincheng/park-3")
     flooder = RawSocket(harness.url, "/kiosk")
     assert (await flooder.connect({"token": token})).startswith("40/kiosk,")
@@ -137,17 +138,19 @@ async def test_a_flood_of_one_socket_is_refused_while_an_honest_call_goes_throug
         await clerk.ok("wrap_up", {"call_id": call_id, "matters": [{"matter_type": "tax-consultation",
                                                                      "outcome": "completed"}]})
 
+    flooding = asyncio.create_task(flood())
     try:
-        flooding = asyncio.create_task(flood())
-        await until(lambda: len(flooder.acks) > 1_000, "the flood is under way")
+        await until(lambda: any(not a["ok"] and a["error"]["code"] == "rate_limited" for a in flooder.acks.values()),
+                    "the flood is refused", timeout_s=30)
         await honest_call()
-        await flooding
-        await flooder.acked(set(range(n)), timeout=120)  # every event answered
         codes = collections.Counter(a["error"]["code"] for a in flooder.acks.values())
-        assert codes["rate_limited"] >= n - KIOSK_LIMITS["*"].burst - 60 * 120, codes
-        assert set(codes) == {"rate_limited", "no_such_call"}
-        assert sum(v for k, v in codes.items() if k != "rate_limited") < n // 10
+        assert set(codes) == {"rate_limited", "no_such_call"}, codes
+        # the first few hundred taken, the rest refused, and at most the bucket's pace of them answered at all:
+        # the flooder's socket is read no faster than that, its packets waiting in its own buffers
+        assert codes["no_such_call"] <= KIOSK_LIMITS["*"].burst + 60 * 60
+        assert len(flooder.acks) < n // 2
     finally:
+        flooding.cancel()
         await flooder.close()
 
 
