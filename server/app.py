@@ -25,6 +25,7 @@ from server.keys import (
     SETTINGS,
     SIO,
 )
+from server.live.limits import CLERK_LIMITS, KIOSK_LIMITS
 from server.live.namespaces import ClerkNamespace, KioskNamespace
 from server.live.recording_desk import RecordingDesk
 from server.live.router import make_router
@@ -87,8 +88,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         found = await auth.user_from_cookie(app, cookie)
         return found[0] if found else None
 
-    sio.register_namespace(KioskNamespace(router, identities, desk))
-    sio.register_namespace(ClerkNamespace(router, identities, desk, session_user))
+    limited = settings.socket_rate_limits
+    sio.register_namespace(KioskNamespace(router, identities, desk, KIOSK_LIMITS if limited else None))
+    sio.register_namespace(ClerkNamespace(router, identities, desk, session_user, CLERK_LIMITS if limited else None))
 
     app[i18n.LANGUAGES] = i18n.Languages.load(settings.languages)
     env = aiohttp_jinja2.setup(

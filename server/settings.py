@@ -69,6 +69,7 @@ class Settings:
     checkpoint_key: Path = Path("")
     checkpoint_every_events: int = 1000
     checkpoint_interval_s: float = 60.0
+    socket_rate_limits: bool = True
     # loaded from the other files, not overridable from the environment
     config_dir: Path = DEFAULT_CONFIG_DIR
     regions: RegionTree = field(default_factory=lambda: RegionTree.build(["city"], {"x": {}}))
@@ -132,7 +133,7 @@ _SCALARS = ("host", "port", "data_dir", "ring_timeout_s", "default_handle_s", "q
             "recording_purge_interval_s", "recording_playback_clerk", "checkpoint_key", "checkpoint_every_events",
             "checkpoint_interval_s", "password_hash_workers", "login_failures_per_account",
             "login_failures_per_address", "login_window_s", "login_backoff_max_s", "trusted_proxies",
-            "allowed_origins")
+            "allowed_origins", "socket_rate_limits")
 
 
 def _read(path: Path) -> dict[str, Any]:

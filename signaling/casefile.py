@@ -8,6 +8,8 @@ tell "already done" from "no such call". Pure: no I/O.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from signaling.messages import MatterIn
 from signaling.policy import CallPolicy
 
 ENDED_KEPT = 20_000  # ended calls remembered for ratings and "already done" answers
+CALLBACKS_KEPT = 20  # pending callback requests remembered per kiosk, for merging a repeated one
 
 
 @dataclass
@@ -88,6 +91,52 @@ class WrapUps:
 
     def __len__(self) -> int:
         return len(self._due)
+
+
+@dataclass(frozen=True)
+class PendingCallback:
+    case_id: str  # the follow-up's case: a repeated request updates it
+    due: dt.date
+
+
+class PendingCallbacks:
+    """The callback requests each kiosk left that are not yet due: the same one asked again is merged.
+
+    "The same" is the same kiosk, service field and phone number (spaces and dashes aside); a different field
+    or number is another visitor's request. A request is pending until the end of its due date, as far as the
+    core knows (a follow-up a clerk closed earlier is found closed by the records, which then open a new one).
+    At most :data:`CALLBACKS_KEPT` per kiosk are remembered, the oldest forgotten first.
+    """
+
+    def __init__(self, keep: int = CALLBACKS_KEPT) -> None:
+        self.keep = keep
+        self._by_kiosk: dict[str, OrderedDict[tuple[str, str], PendingCallback]] = {}
+
+    @staticmethod
+    def key(field_id: str, phone: str) -> tuple[str, str]:
+        return field_id, re.sub(r"[ \-]", "", phone)
+
+    def find(self, kiosk_id: str, field_id: str, phone: str, today: dt.date) -> PendingCallback | None:
+        mine = self._by_kiosk.get(kiosk_id)
+        if mine is None:
+            return None
+        for k in [k for k, p in mine.items() if p.due < today]:
+            del mine[k]
+        if not mine:
+            del self._by_kiosk[kiosk_id]
+            return None
+        return mine.get(self.key(field_id, phone))
+
+    def add(self, kiosk_id: str, field_id: str, phone: str, pending: PendingCallback) -> None:
+        mine = self._by_kiosk.setdefault(kiosk_id, OrderedDict())
+        k = self.key(field_id, phone)
+        mine[k] = pending
+        mine.move_to_end(k)
+        while len(mine) > self.keep:
+            mine.popitem(last=False)
+
+    def __len__(self) -> int:
+        return sum(len(m) for m in self._by_kiosk.values())
 
 
 def check_matters(catalog: Catalog, field_id: str, items: Iterable[MatterIn], policy: CallPolicy,

@@ -88,7 +88,8 @@ class FileRating:
 
 @dataclass(frozen=True)
 class FileCallback:
-    """A callback request becomes a follow-up (a request the same kiosk already made is merged into it)."""
+    """A callback request becomes a follow-up; ``merge``: the same kiosk asked for it already (same field and
+    phone), and the open follow-up of ``case_id`` is updated instead (a new one if it was closed meanwhile)."""
 
     case_id: str
     kiosk_id: str
@@ -100,6 +101,7 @@ class FileCallback:
     description: str
     due_date: str
     at: float
+    merge: bool = False
 
 
 Record = OpenCall | CallEvent | FileWrapUp | FileRating | FileCallback

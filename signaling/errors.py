@@ -6,13 +6,17 @@ from __future__ import annotations
 class SignalingError(Exception):
     """An error with a stable machine-readable code and a human message."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s  # rate_limited: when the same event may be sent again
 
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def as_dict(self) -> dict[str, str | float]:
+        out: dict[str, str | float] = {"code": self.code, "message": self.message}
+        if self.retry_after_s is not None:
+            out["retry_after_s"] = self.retry_after_s
+        return out
 
 
 # codes (documented in docs/protocol.md)
@@ -38,4 +42,5 @@ CALENDAR_NOT_COVERED = "calendar_not_covered"
 RECORDS_UNAVAILABLE = "records_unavailable"
 REPLACED = "replaced"
 UNAVAILABLE = "unavailable"
+RATE_LIMITED = "rate_limited"
 INTERNAL = "internal_error"

@@ -16,7 +16,7 @@ import msgspec
 from signaling import errors
 from signaling import messages as m
 from signaling.calls import ANSWERED, PRIORITY_TRANSFERRED, WAITING, Call, CallState
-from signaling.casefile import check_matters
+from signaling.casefile import PendingCallback, check_matters
 from signaling.commands import CLERK, KIOSK, Party
 from signaling.decisions import EndReason
 from signaling.effects import Effect, FileCallback, FileRating, FileWrapUp, Send
@@ -126,11 +126,19 @@ def request_callback(sw: Switch, party: Party, msg: m.CallbackRequest, fresh: st
     if msg.language not in p.languages:
         raise SignalingError(errors.UNSUPPORTED_LANGUAGE, f"language {msg.language!r} is not offered")
     kiosk = sw.kiosks[party.id][1]
-    due = p.due_date("general", now).isoformat()
+    due = p.due_date("general", now)
+    earlier = sw.callbacks.find(kiosk.id, msg.field, msg.phone, p.local(now).date())
+    if earlier is not None:  # asked again (a double tap, a visitor who came back): the earlier request stands
+        # (``due`` is for a new follow-up, should the records find the earlier one closed meanwhile)
+        out.append(FileCallback(earlier.case_id, kiosk.id, msg.field, msg.language, kiosk.region,
+                                p.district_of(kiosk.region), msg.phone, msg.description, due.isoformat(),
+                                now, merge=True))
+        return m.CallbackFiled(0, earlier.due.isoformat(), merged=True)
     assert fresh, "request_callback needs a fresh case id"
     out.append(FileCallback(fresh, kiosk.id, msg.field, msg.language, kiosk.region,
-                            p.district_of(kiosk.region), msg.phone, msg.description, due, now))
-    return m.CallbackFiled(0, due)  # the follow-up's id is the records' to give
+                            p.district_of(kiosk.region), msg.phone, msg.description, due.isoformat(), now))
+    sw.callbacks.add(kiosk.id, msg.field, msg.phone, PendingCallback(fresh, due))
+    return m.CallbackFiled(0, due.isoformat())  # the follow-up's id is the records' to give
 
 # -- clerk events ------------------------------------------------------------------------------------------------
 

@@ -137,13 +137,19 @@ def parse(kind: type[T], payload: Any) -> T:
         msg = msgspec.convert(payload, kind)
     except msgspec.ValidationError as exc:
         raise errors.SignalingError(errors.INVALID_PAYLOAD, str(exc)) from None
+    except UnicodeEncodeError:  # msgspec cannot name a field whose name holds a lone surrogate
+        raise errors.SignalingError(errors.INVALID_PAYLOAD, unstorable_text(payload) or "text must be valid "
+                                    "Unicode") from None
     problem = unstorable_text(payload)
     if problem:
         raise errors.SignalingError(errors.INVALID_PAYLOAD, problem)
     return msg
 
 
-def unstorable_text(value: Any, path: str = "$") -> str | None:
+MAX_DEPTH = 32  # no message of the protocol nests half as deep
+
+
+def unstorable_text(value: Any, path: str = "$", depth: int = 0) -> str | None:
     """What makes text in ``value`` (nested dicts and lists) unfit for the records, or None.
 
     PostgreSQL stores no NUL character (U+0000) in text, and neither database takes a lone surrogate
@@ -158,14 +164,16 @@ def unstorable_text(value: Any, path: str = "$") -> str | None:
         except UnicodeEncodeError:
             return f"{path}: text must be valid Unicode (it holds a lone surrogate)"
         return None
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return f"{path}: nested too deep"
     if isinstance(value, dict):
         for k, v in value.items():
-            problem = unstorable_text(k, path) or unstorable_text(v, f"{path}.{k}")
+            problem = unstorable_text(k, path) or unstorable_text(v, f"{path}.{k}", depth + 1)
             if problem:
                 return problem
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            problem = unstorable_text(v, f"{path}[{i}]")
+            problem = unstorable_text(v, f"{path}[{i}]", depth + 1)
             if problem:
                 return problem
     return None

@@ -26,7 +26,7 @@ import msgspec
 from signaling import errors, events
 from signaling import messages as m
 from signaling.calls import ANSWERED, WAITING, Call, CallState
-from signaling.casefile import EndedCall, EndedCalls, PendingWrapUp, WrapUps
+from signaling.casefile import EndedCall, EndedCalls, PendingCallbacks, PendingWrapUp, WrapUps
 from signaling.commands import (
     CLERK,
     KIOSK,
@@ -119,6 +119,7 @@ class Switch:
         self.wrapups = WrapUps(wrapups)
         self.wrapping: dict[str, str] = {}  # clerk id -> the call whose wrap-up holds them (status wrap_up)
         self.ended = EndedCalls(ended)
+        self.callbacks = PendingCallbacks()  # callback requests not yet due, by kiosk: a repeated one is merged
         self.roster: dict[str, ClerkCard] = {c.id: c for c in roster}
         self.absent: dict[Party, float] = {}  # dropped participants of calls in progress -> until when they may return
         self.returning: dict[str, tuple[bool, float]] = {}  # clerk id -> (was available, until) after a lost connection

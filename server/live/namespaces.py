@@ -11,14 +11,17 @@ unanswered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 
 import socketio
 
+from server.live.limits import ANY_EVENT, CLERK_LIMITS, KIOSK_LIMITS, OTHER, Limit, RateLimiter
+from server.live.logtext import shown
 from server.live.presence import CLERK_NS, KIOSK_NS
 from server.live.recording_desk import RecorderUnavailableError
 from server.live.writer import Answer
@@ -42,6 +45,7 @@ from signaling.errors import SignalingError
 
 logger = logging.getLogger(__name__)
 
+FLOOD_PAUSE_S = 1.0  # the longest a flooding socket's answer (and its next packet) waits
 FRESH_ID_EVENTS = frozenset({"request_call", "transfer", "request_callback"})  # events that open a call or case
 CLOSED = frozenset({"client disconnect", "server disconnect"})  # said goodbye, or cut off by the server (revoked)
 
@@ -78,8 +82,10 @@ def _refuse(what: str) -> socketio.exceptions.ConnectionRefusedError:
 
 class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, namespace: str, router: Router, identities: IdentityStore,
-                 recorder: Recorder | None, schemas: dict[str, tuple[type[Any], type[Any]]]) -> None:
+                 recorder: Recorder | None, schemas: dict[str, tuple[type[Any], type[Any]]],
+                 limits: Mapping[str, Limit] | None) -> None:
         super().__init__(namespace)
+        self.limiter = RateLimiter(limits) if limits is not None else None
         self.router = router
         self.identities = identities
         self.recorder = recorder
@@ -106,7 +112,7 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         cmd = KioskConnected(conn, card) if isinstance(card, KioskCard) else ClerkConnected(conn, card)
         answer = await self.router.submit(cmd)
         if answer.error is not None:
-            logger.warning("%s refused after connecting: %s", party, answer.error.message)
+            logger.warning("%s refused after connecting: %s", party, shown(answer.error.message))
             self.peers.pop(sid, None)
             self.conns.pop(sid, None)
             self.router.detach(party, sid)
@@ -121,22 +127,37 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         party = entry[0]
         conn = self.conns.pop(sid, sid)
         self.router.detach(party, sid)
-        logger.info("%s disconnected: %s", party, reason)
+        if self.limiter is not None:
+            self.limiter.forget_idle(party.id)
+        logger.info("%s disconnected: %s", party, shown(reason))
         await self.router.submit(Disconnected(party, conn, lost=reason not in CLOSED))
 
     async def dispatch(self, sid: str, event: str, payload: tuple[Any, ...]) -> dict[str, Any]:
         entry = self.peers.get(sid)
         if entry is None:
             return error_ack(errors.UNAUTHORIZED, "not connected")
-        schema = self.schemas.get(event)
-        if schema is None:
-            return error_ack(errors.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}; "
-                             f"known: {', '.join(sorted(self.schemas))}")
         party = entry[0]
+        limiter = self.limiter
         try:
+            if limiter is not None:  # before anything else: a flood is refused for the price of a dict look-up
+                try:
+                    limiter.take(party.id, ANY_EVENT)
+                except SignalingError as exc:
+                    # a flood: this socket's reader waits here (it reads the next packet only after this one),
+                    # so the flooder's packets stay in its own buffers instead of costing everyone the loop
+                    await asyncio.sleep(min(exc.retry_after_s or 0.0, FLOOD_PAUSE_S))
+                    raise
+            schema = self.schemas.get(event)
+            if schema is None:
+                if limiter is not None:
+                    limiter.take(party.id, OTHER)
+                raise SignalingError(errors.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}; "
+                                     f"known: {', '.join(sorted(self.schemas))}")
             if len(payload) > 1:
                 raise SignalingError(errors.INVALID_PAYLOAD, f"send one payload object, got {len(payload)} arguments")
             msg = messages.parse(schema[0], payload[0] if payload else None)
+            if limiter is not None:  # a valid message: now it counts against its event's limit
+                limiter.take(party.id, event)
             fresh = secrets.token_urlsafe(16) if event in FRESH_ID_EVENTS else ""
             answer = await self.router.submit(Received(party, self.conns.get(sid, sid), event, msg, fresh))
             if answer.error is None and event == "recorder_offer":
@@ -144,11 +165,11 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except SignalingError as exc:
             answer = Answer(None, exc)
         except Exception:
-            logger.exception("%s %s from %s failed", self.namespace, event, sid)
+            logger.exception("%s %s from %s failed", self.namespace, shown(event), party)
             return error_ack(errors.INTERNAL, "the server failed to handle this event; it had no effect")
-        if answer.error is not None:
-            logger.info("%s %s from %s refused: %s %s", self.namespace, event, party, answer.error.code,
-                        answer.error.message)
+        if answer.error is not None and answer.error.code != errors.RATE_LIMITED:  # a flood is not logged line by line
+            logger.info("%s %s from %s refused: %s %s", self.namespace, shown(event, 64), party, answer.error.code,
+                        shown(answer.error.message))
         return answer.ack()
 
     async def _recorder_offer(self, party: Party, msg: messages.RecorderOffer) -> dict[str, Any]:
@@ -169,8 +190,9 @@ class _Namespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
 
 class KioskNamespace(_Namespace):
-    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None) -> None:
-        super().__init__(KIOSK_NS, router, identities, recorder, messages.KIOSK_IN)
+    def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None,
+                 limits: Mapping[str, Limit] | None = KIOSK_LIMITS) -> None:
+        super().__init__(KIOSK_NS, router, identities, recorder, messages.KIOSK_IN, limits)
 
     async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:
         kiosk = await self.identities.kiosk_by_token(_token(auth))
@@ -197,8 +219,8 @@ class ClerkNamespace(_Namespace):
     """Clerks connect with their token (bots, provisioned consoles) or their login session cookie."""
 
     def __init__(self, router: Router, identities: IdentityStore, recorder: Recorder | None,
-                 session_user: SessionLookup) -> None:
-        super().__init__(CLERK_NS, router, identities, recorder, messages.CLERK_IN)
+                 session_user: SessionLookup, limits: Mapping[str, Limit] | None = CLERK_LIMITS) -> None:
+        super().__init__(CLERK_NS, router, identities, recorder, messages.CLERK_IN, limits)
         self.session_user = session_user
 
     async def authenticate(self, sid: str, auth: Any, environ: Any = None) -> None:

@@ -21,8 +21,10 @@ python-socketio relay):
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,6 +37,7 @@ from engineio import json as engineio_json
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as sio_packet
 
+from server.live.logtext import shown
 from server.live.presence import CLERK_NS, KIOSK_NS
 from server.settings import Settings
 from server.web.proxies import Proxies, same_origin_check
@@ -44,7 +47,11 @@ from signaling.messages import RESERVED_EVENTS
 logger = logging.getLogger(__name__)
 
 SOCKETIO_PATH = "/socket.io/"
+# the head of a Socket.IO packet: its type, attachments, namespace and acknowledgement id (as python-socketio reads
+# them), for answering a packet whose JSON cannot be read
+PACKET_HEAD = re.compile(r"([0-6])(?:\d{1,10}-)?(?:(/[^,]*),)?(\d{1,99})?")
 MAX_MESSAGE_BYTES = 1024 * 1024 + 4096  # a message up to 1 MiB (and its framing); a larger one closes the socket
+FAIR_BURST = 32  # packets one socket's reader handles before it lets the other sockets' run
 
 
 # ---------------------------------------------------------------- JSON
@@ -70,8 +77,13 @@ class JsonCodec:
     def loads(text: str | bytes, **kwargs: Any) -> Any:
         try:
             return orjson.loads(text)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc):  # nested past orjson's 1,024 levels: the standard library would recurse
+                raise ValueError("JSON nested too deep") from None
+        try:
             return engineio_json.loads(text, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
 
 
 # ---------------------------------------------------------------- Engine.IO
@@ -114,6 +126,23 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             raise exceptions.QueueEmpty() from None
         self.queue.task_done()
         return self._drain(first)
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """A long-polling POST's packets (python-engineio's, with its unreadable packets dropped, not raised)."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > self.server.max_http_buffer_size:  # pragma: no cover (answered 413 before: EngineIOServer)
+            raise exceptions.ContentTooLongError()
+        body = (await environ["wsgi.input"].read(length)).decode("utf-8", "replace")
+        if not body:
+            return
+        encoded = body.split("\x1e")
+        if len(encoded) > engineio.payload.Payload.max_decode_packets:
+            logger.info("%s: long-polling payload of %d packets dropped", self.sid, len(encoded))
+            return
+        for text in encoded:
+            pkt = engine_packet(text, self.sid)
+            if pkt is not None:
+                await self.receive(pkt)
 
     def _drain(self, first: Any) -> list[Any]:
         if first is None:
@@ -213,6 +242,7 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             check = loop.call_at(max(last_rx + limit, now + 1.0), watchdog)
 
         check = loop.call_at(last_rx + limit, watchdog)
+        burst = 0
         try:
             while True:
                 reading = True
@@ -229,8 +259,15 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 last_rx = loop.time()
                 if p is None:  # connection closed by client
                     break
+                burst += 1
+                if burst >= FAIR_BURST:  # frames already buffered are read without a pause: let others run
+                    burst = 0
+                    await asyncio.sleep(0)
+                pkt = engine_packet(p, self.sid)
+                if pkt is None:
+                    continue
                 try:
-                    await self.receive(engineio.packet.Packet(encoded_packet=p))
+                    await self.receive(pkt)
                 except exceptions.UnknownPacketError:  # pragma: no cover
                     pass
                 except exceptions.SocketIsClosedError:  # pragma: no cover
@@ -244,6 +281,19 @@ class FastSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         await self.queue.put(None)  # unlock the writer task so it can exit
         await writer_task
         await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+
+def engine_packet(encoded: str | bytes, sid: str) -> engineio.packet.Packet | None:
+    """An Engine.IO packet as received, or None (logged) if it is not one: an empty frame, an unknown type."""
+    try:
+        pkt = engineio.packet.Packet(encoded_packet=encoded)
+    except (ValueError, TypeError, IndexError, binascii.Error) as exc:
+        logger.info("%s: unreadable Engine.IO packet dropped (%s)", sid, shown(exc))
+        return None
+    if not 0 <= pkt.packet_type < len(engineio.packet.packet_names):
+        logger.info("%s: Engine.IO packet of unknown type %s dropped", sid, pkt.packet_type)
+        return None
+    return pkt
 
 
 class _SocketTable(dict[str, Any]):
@@ -276,6 +326,33 @@ class EngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.sockets = _SocketTable()
         self._async: dict[str, Any] = {**self._async, "websocket": _WebSocket}
+
+    async def handle_request(self, request: web.Request) -> Any:
+        """A long-polling POST larger than a message may be is answered 413 at once, unread, and its socket closed.
+
+        python-engineio would close the socket and wait for its queue to be polled empty before answering,
+        which a client that sends and never polls makes forever (its file handles held until the ping timeout);
+        and an Engine.IO session needs no login.
+        """
+        if request.method == "POST" and (request.content_length or 0) > self.max_http_buffer_size:
+            sid = request.query.get("sid", "")
+            socket = self.sockets.pop(sid, None) if sid else None
+            if socket is not None:
+                logger.info("%s: long-polling POST of %d bytes refused; the socket is closed", sid,
+                            request.content_length)
+                asyncio.get_running_loop().create_task(
+                    socket.close(wait=False, abort=True, reason=self.reason.TRANSPORT_ERROR))
+            return web.Response(status=413, text="message too large", headers={"Connection": "close"})
+        return await super().handle_request(request)
+
+    def _log_error_once(self, message: str, message_key: str) -> None:
+        """A client's error (a bad session id, origin or transport): a warning with the client's text escaped,
+        then (for the same kind) informational; never an error of the server's."""
+        if message_key not in self.log_message_keys:
+            self.log_message_keys.add(message_key)
+            logger.warning("Engine.IO: %s (further occurrences are logged at level INFO)", shown(message))
+        else:
+            logger.info("Engine.IO: %s", shown(message))
 
     async def disconnect(self, sid: str | None = None) -> None:
         await super().disconnect(sid)
@@ -335,7 +412,10 @@ class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
     - A client's packets are handled in order, inline: a ``disconnect`` it sends is told apart from a
       connection that broke, and there is no task per packet.
     - Once a namespace's CONNECT has been sent, the namespace's ``connected(sid)`` runs: only then may the
-      server send to the socket (its ``welcome``).
+      server send to the socket (its ``welcome``); a second CONNECT of the same namespace is refused and
+      changes nothing.
+    - Packets are decoded here, so that none can raise out of the decoding (``_handle_eio_message``); a
+      namespace other than the protocol's is refused with a code.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -344,6 +424,53 @@ class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return EngineIOServer
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """One Socket.IO packet, decoded here so that no packet can raise out of it.
+
+        A packet that is not valid JSON (or nested past 1,024 levels, or with an integer too long to read) is
+        answered ``invalid_payload`` if it is an event whose namespace and acknowledgement id can be read, and
+        dropped otherwise. The protocol has no binary attachments: a binary event is answered
+        ``invalid_payload`` at once and binary frames are dropped, so a malformed attachment leaves nothing
+        waiting for the next frame.
+        """
+        if not isinstance(data, str):
+            logger.info("%s: binary frame dropped (the protocol has no binary attachments)", eio_sid)
+            return
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except (ValueError, TypeError, RecursionError) as exc:
+            await self._unreadable(eio_sid, data, f"the message cannot be read: {shown(exc, 120)}")
+            return
+        kind = pkt.packet_type
+        if kind == sio_packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == sio_packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif kind == sio_packet.EVENT:
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind == sio_packet.ACK:
+            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind == sio_packet.BINARY_EVENT:
+            await self._unreadable(eio_sid, data, "binary attachments are not part of the protocol: send JSON")
+        else:
+            logger.info("%s: Socket.IO packet of type %s dropped", eio_sid, shown(kind, 20))
+
+    async def _unreadable(self, eio_sid: str, data: str, message: str) -> None:
+        head = PACKET_HEAD.match(data)
+        if head is None:
+            logger.info("%s: unreadable Socket.IO packet dropped", eio_sid)
+            return
+        kind, namespace, ack_id = head.group(1), head.group(2) or "/", head.group(3)
+        if kind == "0":  # a CONNECT that cannot be read is refused
+            await self._send_packet(eio_sid, self.packet_class(sio_packet.CONNECT_ERROR, namespace=namespace, data={
+                "message": message, "data": {"code": errors.INVALID_PAYLOAD, "message": message}}))
+        elif kind in "25" and ack_id and self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=namespace, id=int(ack_id),
+                data=[{"ok": False, "error": {"code": errors.INVALID_PAYLOAD, "message": message}}]))
+        else:
+            logger.info("%s: unreadable Socket.IO packet dropped", eio_sid)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         name = data[0] if isinstance(data, list) and data else None
@@ -358,8 +485,18 @@ class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        await super()._handle_connect(eio_sid, namespace, data)
         ns = namespace or "/"
+        if ns not in self.namespace_handlers:  # the default namespace "/" among them: no socket without a token
+            message = f"no namespace {shown(ns, 64)!r}: connect to {' or '.join(sorted(self.namespace_handlers))}"
+            await self._send_packet(eio_sid, self.packet_class(sio_packet.CONNECT_ERROR, namespace=ns, data={
+                "message": message, "data": {"code": errors.UNAUTHORIZED, "message": message}}))
+            return
+        if self.manager.sid_from_eio_sid(eio_sid, ns) is not None:
+            # a second CONNECT of a namespace the socket is in: python-socketio refuses it, and it must not
+            # count as the identity connecting again (a second welcome, a "reconnected" event on record)
+            await super()._handle_connect(eio_sid, namespace, data)
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
         sid = self.manager.sid_from_eio_sid(eio_sid, ns)
         handler = self.namespace_handlers.get(ns)
         if sid is not None and self.manager.is_connected(sid, ns) and hasattr(handler, "connected"):

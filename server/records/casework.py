@@ -113,6 +113,23 @@ class CaseFiles:
     @staticmethod
     async def _callback(conn: AsyncConnection, head: ChainHead, rows: list[dict[str, Any]],
                         r: FileCallback) -> dict[str, Any]:
+        if r.merge:  # the same kiosk asked for this callback already: its open follow-up is updated, not doubled
+            found = (await conn.execute(
+                sa.select(followups.c.id, followups.c.due_date, followups.c.phone, followups.c.description)
+                .where(followups.c.case_id == r.case_id, followups.c.source == "callback",
+                       followups.c.status == "open")
+                .order_by(followups.c.id.desc()).limit(1))).first()
+            if found is not None:
+                changes = {k: v for k, v in (("phone", r.phone), ("description", r.description))
+                           if v != getattr(found, k)}
+                if changes:  # nothing new, nothing written
+                    updated = await sealing.update(conn, followups, found.id, changes)
+                    rows.append(head.event("callback_updated", actor=f"kiosk:{r.kiosk_id}", case_id=r.case_id,
+                                           field=r.field, region=r.region, at=r.at,
+                                           seals=sealing.seal(followups, updated) if updated else None,
+                                           data={"followup_id": found.id, "language": r.language,
+                                                 "changed": sorted(changes)}))
+                return {"followup_id": found.id, "due_date": found.due_date, "merged": True}
         followup = await sealing.insert(conn, followups, dict(
             source="callback", case_id=r.case_id, field=r.field, region=r.region, district=r.district,
             kind="general", opened_at=r.at, due_date=r.due_date, status="open", phone=r.phone,
@@ -122,7 +139,10 @@ class CaseFiles:
         rows.append(head.event("callback_requested", actor=f"kiosk:{r.kiosk_id}", case_id=r.case_id, field=r.field,
                                region=r.region, at=r.at, seals=sealing.seal(followups, followup),
                                data={"followup_id": fid, "language": r.language, "due_date": r.due_date}))
-        return {"followup_id": fid, "due_date": r.due_date}
+        reply: dict[str, Any] = {"followup_id": fid, "due_date": r.due_date}
+        if r.merge:  # the earlier request was closed meanwhile: this one is new after all
+            reply["merged"] = False
+        return reply
 
     async def recover(self, now: float | None = None) -> tuple[list[PendingWrapUp], list[EndedCall]]:
         """Close calls a killed server left open; return the wrap-ups owed and the calls ended of late."""

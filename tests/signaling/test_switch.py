@@ -186,6 +186,26 @@ def test_a_callback_request_is_filed_with_its_due_date(w: World) -> None:
     assert filed.phone == "+86 21 1234567" and filed.district == "c/d1"
 
 
+def test_a_repeated_callback_request_of_a_kiosk_is_merged_into_the_pending_one(w: World) -> None:
+    first = w.ok(kiosk(1), "request_callback", m.CallbackRequest("tax", "en", "+86 21 1234567"))
+    again = w.ok(kiosk(1), "request_callback", m.CallbackRequest("tax", "zh", "+86-21-1234567", "about my invoice"))
+    assert "merged" not in first and again["merged"] is True and again["due_date"] == first["due_date"]
+    filed = [e for e in w.effects if isinstance(e, FileCallback)]
+    assert [f.merge for f in filed] == [False, True] and filed[1].case_id == filed[0].case_id
+    assert filed[1].description == "about my invoice"
+    # another field or another number is another visitor's request; so is one from another kiosk
+    w.connect_kiosk(kiosk_card(2))
+    for party, request in ((kiosk(1), m.CallbackRequest("market", "en", "+86 21 1234567")),
+                           (kiosk(1), m.CallbackRequest("tax", "en", "+86 21 7654321")),
+                           (kiosk(2), m.CallbackRequest("tax", "en", "+86 21 1234567"))):
+        assert "merged" not in w.ok(party, "request_callback", request)
+    assert len({f.case_id for f in w.effects if isinstance(f, FileCallback)}) == 4
+    # once the first is past its due date, the same request is new again
+    w.now += 5 * 86_400
+    assert "merged" not in w.ok(kiosk(1), "request_callback", m.CallbackRequest("tax", "en", "+86 21 1234567"))
+    assert len({f.case_id for f in w.effects if isinstance(f, FileCallback)}) == 5
+
+
 def test_recording_consent_and_the_recorder(w: World) -> None:
     declined = w.ok(kiosk(1), "request_call", m.RequestCall("market", "en", False))["call_id"]
     w.ok(clerk(1), "accept", m.CallRef(declined))
