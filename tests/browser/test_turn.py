@@ -89,11 +89,12 @@ async def test_kiosk_and_console_talk_through_the_relay(harness_factory: Any, co
     await kiosk.expect_state("rating")
 
     def usage() -> Any:
-        log = turn_server.log()
-        found = peer_usage(log, call_id)
-        return found if found and len(found) == len(allocations(log, call_id)) else None
+        # coturn logs an allocation's usage when it is released; the two that carried the call are released when
+        # the pages close their connections (unused ones may linger until their lifetime runs out)
+        found = peer_usage(turn_server.log(), call_id)
+        return found if sum(1 for u in found if u.received_bytes > 1_000 and u.sent_bytes > 1_000) >= 2 else None
 
-    relayed = await until(usage, "coturn logs the usage of every allocation of the call", timeout_s=20)
+    relayed = await until(usage, "coturn logs the usage of the call's two relays", timeout_s=30)
     print("coturn relayed:", relayed)
     # (Chromium allocates on more than one interface and keeps the unused relays until it hangs up)
     assert sum(1 for u in relayed if u.received_bytes > 1_000 and u.sent_bytes > 1_000) >= 2, relayed
