@@ -73,13 +73,23 @@ async def _make_identities(data_dir: Path) -> dict[str, str]:
     await asyncio.to_thread(db.upgrade, settings.db_url)
     engine = make_engine(settings.db_url)
     store = IdentityStore(engine)
-    _, kiosk = await store.add_kiosk("honest kiosk", KIOSK_REGION)
-    _, clerk = await store.add_clerk("honest clerk", [FIELD], ["sh/jiading"], ["zh", "en"], center="Jiading")
+    kiosks = [(await store.add_kiosk(f"honest kiosk {i}", KIOSK_REGION))[1] for i in range(HONEST_KIOSKS)]
+    clerks = [(await store.add_clerk(f"honest clerk {i}", [FIELD], ["sh/jiading"], ["zh", "en"],
+                                     center="Jiading"))[1] for i in range(HONEST_CLERKS)]
     _, flooder = await store.add_kiosk("flooding kiosk", KIOSK_REGION)
     await store.add_user("Bench Admin", "admin", username="admin", password=ADMIN_PASSWORD)
     store.passwords.close()
     await engine.dispose()
-    return {"kiosk": kiosk, "clerk": clerk, "flooder": flooder}
+    return {"kiosks": ",".join(kiosks), "clerks": ",".join(clerks), "flooder": flooder}
+
+
+# The honest calls come from many kiosks, each placing a few: a kiosk may request 5 calls at once, then 1 every
+# 10 s (server/live/limits.py), and one kiosk placing 120 calls in a minute would be refused as a flood itself.
+HONEST_KIOSKS = 40
+CALLS_PER_KIOSK = 4
+HONEST_CLERKS = 20  # likewise a clerk may accept 10 calls at once, then 1 a second: one clerk at a time takes 8
+CALLS_PER_CLERK = 8
+_placed: collections.Counter[str] = collections.Counter()  # honest calls placed so far, per server
 
 
 @contextlib.contextmanager
@@ -88,7 +98,7 @@ def server(data_dir: Path, log: Path, env: dict[str, str]) -> Iterator[str]:
     with log.open("a") as err:
         proc = subprocess.Popen([sys.executable, "-m", "bench.signaling", "--serve", "project", "--port", str(port),
                                  "--data-dir", str(data_dir)], stdout=subprocess.PIPE, stderr=err, text=True,
-                                cwd=ROOT, env={**os.environ, **env})
+                                cwd=ROOT, env={**os.environ, "VW_BENCH_SOCKET_LIMITS": "1", **env})
     try:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "READY":
@@ -203,15 +213,27 @@ class Pair:
 async def honest_calls(base: str, tokens: dict[str, str], n: int) -> list[float]:
     """``n`` calls one after another; each one's setup (request_call -> the kiosk's matched) in ms."""
     url = f"{base}/socket.io/?EIO=4&transport=websocket"
+    kiosks, clerks = tokens["kiosks"].split(","), tokens["clerks"].split(",")
     async with aiohttp.ClientSession() as session:
-        kiosk, clerk = Sock("/kiosk", tokens["kiosk"]), Sock("/clerk", tokens["clerk"])
-        for sock in (kiosk, clerk):
-            sock.on_event = _keep
-            await sock.connect(session, url)
+        kiosk: Sock | None = None
+        clerk: Sock | None = None
         try:
-            _check_ok(await clerk.call("set_status", {"status": "available"}), "set_status")
             setups = []
             for _ in range(n):
+                if clerk is None or _placed[base] % CALLS_PER_CLERK == 0:  # the next clerk takes over, alone
+                    if clerk is not None:
+                        await clerk.close()
+                    clerk = Sock("/clerk", clerks[_placed[base] // CALLS_PER_CLERK % len(clerks)])
+                    clerk.on_event = _keep
+                    await clerk.connect(session, url)
+                    _check_ok(await clerk.call("set_status", {"status": "available"}), "set_status")
+                if kiosk is None or _placed[base] % CALLS_PER_KIOSK == 0:  # the next kiosk takes over
+                    if kiosk is not None:
+                        await kiosk.close()
+                    kiosk = Sock("/kiosk", kiosks[_placed[base] // CALLS_PER_KIOSK % len(kiosks)])
+                    kiosk.on_event = _keep
+                    await kiosk.connect(session, url)
+                _placed[base] += 1
                 ring, matched, ended = clerk.expect("ring"), kiosk.expect("matched"), clerk.expect("call_ended")
                 t0 = time.perf_counter()
                 ack = _check_ok(await kiosk.call("request_call", {"field": FIELD, "language": "en"}), "request_call")
@@ -227,8 +249,9 @@ async def honest_calls(base: str, tokens: dict[str, str], n: int) -> list[float]
                     {"matter_type": MATTER, "outcome": "completed", "notes": "bench"}]}), "wrap_up")
             return setups
         finally:
-            await kiosk.close()
-            await clerk.close()
+            for sock in (kiosk, clerk):
+                if sock is not None:
+                    await sock.close()
 
 
 def quantiles(values: Sequence[float]) -> tuple[float, float]:

@@ -216,9 +216,10 @@ async def _serve(kind: str, port: int, data_dir: Path) -> None:
         from server.app import create_app
         from server.settings import load_settings
 
-        # one call relays as fast as it can: far past a kiosk's rate limits
+        # one call relays as fast as it can: far past a kiosk's rate limits (bench/abuse.py keeps them, as served)
+        limits = os.environ.get("VW_BENCH_SOCKET_LIMITS") == "1"
         app = create_app(load_settings(data_dir=data_dir, recording_workers=0, host="127.0.0.1", port=port,
-                                       socket_rate_limits=False))
+                                       socket_rate_limits=limits))
     elif kind == "socketio":
         app = _sio_baseline_app()
     else:

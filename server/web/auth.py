@@ -10,6 +10,7 @@ authentication and is not subject to the CSRF check.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -141,6 +142,9 @@ def _login_form(request: web.Request, next_value: object, error: str, status: in
     return response
 
 
+REFUSAL_PAUSE_S = 1.0  # a login refused for too many failures is answered after this long (at most its wait)
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
@@ -151,6 +155,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     tr = translations(request)
     wait = throttle.wait_s(account, address, throttle.now())
     if wait > 0:  # not checked: no hashing for whoever keeps guessing
+        # and answered only after a pause: a client that keeps posting gets about one answer a second, so a flood
+        # of refusals (each a rendered page and a log line) cannot take the event loop from the calls
+        await asyncio.sleep(min(wait, REFUSAL_PAUSE_S))
         logger.warning("login refused: %r from %s must wait %d s after failed logins", username[:100], address, wait)
         response = _login_form(request, form.get("next"), tr.ngettext(
             "Too many failed logins. Wait %(num)d second, then try again.",
